@@ -1,0 +1,96 @@
+//! `Error`: everything a request can get wrong, and the one place each maps to an HTTP status.
+//!
+//! Every error body is JSON `{"error": "<what was wrong>"}`. Client mistakes say exactly what to
+//! fix; server-side failures are logged and answered without internals.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::jpeg::JpegError;
+
+/// Seconds a client is told to wait (`Retry-After`) when the server is full.
+pub const FULL_RETRY_AFTER_SECS: u32 = 5;
+
+/// A request framecast refused, with the reason shown to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `stream` parameter is not a valid stream name.
+    #[error("invalid stream name {0:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'")]
+    BadStreamName(String),
+    /// A query parameter has a value framecast does not understand.
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    /// The body's Content-Type is not one framecast ingests.
+    #[error(
+        "unsupported Content-Type {0:?}: send image/jpeg, multipart/x-mixed-replace; boundary=..., or application/octet-stream (concatenated JPEGs)"
+    )]
+    UnsupportedMediaType(String),
+    /// A single frame is bigger than the configured limit.
+    #[error("frame larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The bytes are not an acceptable JPEG.
+    #[error("not a valid JPEG: {0}")]
+    NotJpeg(#[from] JpegError),
+    /// The body could not be read or framed (e.g. multipart without a boundary).
+    #[error("{0}")]
+    BadBody(String),
+    /// The upload stopped sending for longer than the idle limit.
+    #[error("upload stalled: no data for {0:?}")]
+    IngestStalled(std::time::Duration),
+    /// The stream is fed by a built-in source and does not take pushed frames.
+    #[error("stream {stream:?} is fed by the {source_kind}; it does not accept pushed frames")]
+    StreamOwned {
+        /// The stream's name.
+        stream: String,
+        /// What feeds it.
+        source_kind: &'static str,
+    },
+    /// Creating the stream would exceed the configured maximum.
+    #[error("too many streams: the limit is {0}")]
+    TooManyStreams(usize),
+    /// Another subscriber would exceed the configured maximum.
+    #[error("too many subscribers: the limit is {0}; try again later")]
+    TooManySubscribers(usize),
+}
+
+impl Error {
+    /// The HTTP status for this error. Exhaustive on purpose: a new variant must pick one.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Error::BadStreamName(_)
+            | Error::BadQuery(_)
+            | Error::NotJpeg(_)
+            | Error::BadBody(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::StreamOwned { .. } => StatusCode::CONFLICT,
+            Error::TooManyStreams(_) | Error::TooManySubscribers(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        tracing::debug!(%status, error = %self, "request refused");
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(FULL_RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,43 @@
+//! `Frame`: one validated JPEG and what the server knows about it on arrival.
+//!
+//! Every source ends here: nothing reaches the hub without passing [`Frame::from_jpeg`], so a
+//! corrupt or truncated picture is never broadcast.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::jpeg::{self, JpegError};
+
+/// A complete JPEG that passed validation. Cloning shares the bytes.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The JPEG from SOI to EOI, exactly as received (padding after EOI is cut off).
+    pub jpeg: Bytes,
+    /// Width in pixels, from the JPEG header.
+    pub width: u16,
+    /// Height in pixels, from the JPEG header.
+    pub height: u16,
+    /// When the server received the frame (wall clock, for the `ts` field).
+    pub received_at: SystemTime,
+}
+
+impl Frame {
+    /// Validates `bytes` as one JPEG and stamps the receive time.
+    pub fn from_jpeg(bytes: Bytes) -> Result<Frame, JpegError> {
+        let info = jpeg::inspect(&bytes)?;
+        Ok(Frame {
+            jpeg: bytes.slice(..info.len),
+            width: info.width,
+            height: info.height,
+            received_at: SystemTime::now(),
+        })
+    }
+
+    /// Receive time in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(&self) -> u64 {
+        self.received_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64)
+    }
+}

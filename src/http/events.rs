@@ -1,0 +1,138 @@
+//! `GET /events`: one subscriber's `text/event-stream` response.
+//!
+//! The response body is a stream that, each time hyper is ready to write more, hands over the
+//! newest frame's pre-encoded bytes (a reference-count bump, no copy). Frames that went by while
+//! the connection was busy are skipped and counted. The stream ends when the server shuts down.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::AppState;
+use crate::error::Error;
+use crate::hub::Subscription;
+use crate::sse;
+use crate::stream_name::StreamName;
+
+/// Query parameters of `GET /events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    stream: Option<String>,
+    /// `none` leaves the JPEG out of each event.
+    payload: Option<String>,
+}
+
+/// Subscribes to a stream and answers with its live event stream.
+pub async fn get_events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
+    let name = StreamName::parse(query.stream.as_deref())?;
+    let with_jpeg = match query.payload.as_deref() {
+        None | Some("full") => true,
+        Some("none") => false,
+        Some(other) => {
+            return Err(Error::BadQuery(format!(
+                "payload={other:?}: use payload=none or leave it out"
+            )));
+        }
+    };
+    let subscription = state.hub.subscribe(&name)?;
+    tracing::debug!(stream = %name, "subscriber joined");
+
+    let viewer = Viewer {
+        preamble: Some(sse::retry(state.config.retry_ms)),
+        subscription,
+        with_jpeg,
+        last_seq: None,
+        skipped: 0,
+        keep_alive: state.config.keep_alive,
+        quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
+        shutdown: Box::pin(state.shutdown.wait_owned()),
+    };
+    let body = futures_util::stream::unfold(viewer, |mut viewer| async move {
+        let chunk = viewer.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), viewer))
+    });
+
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// One subscriber's position in its stream.
+struct Viewer {
+    /// The `retry:` line, sent before anything else.
+    preamble: Option<Bytes>,
+    subscription: Subscription,
+    with_jpeg: bool,
+    /// The last frame sent, to count what was skipped.
+    last_seq: Option<u64>,
+    skipped: u64,
+    keep_alive: Duration,
+    /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
+    quiet: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Viewer {
+    /// The next bytes to send, or `None` when the stream should end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(preamble) = self.preamble.take() {
+            return Some(preamble);
+        }
+        let chunk = tokio::select! {
+            biased;
+            () = &mut self.shutdown => return None,
+            changed = self.subscription.frames.changed() => {
+                // An error means the stream itself is gone.
+                changed.ok()?;
+                let Some(frame) = self.subscription.frames.borrow_and_update().clone() else {
+                    return Some(Bytes::from_static(sse::KEEP_ALIVE));
+                };
+                // Latest-frame-wins: whatever was published while we were busy is skipped.
+                if let Some(last) = self.last_seq {
+                    let missed = frame.seq.saturating_sub(last + 1);
+                    if missed > 0 {
+                        self.skipped += missed;
+                        self.subscription.channel.record_skipped(missed);
+                    }
+                }
+                self.last_seq = Some(frame.seq);
+                if self.with_jpeg { frame.with_jpeg.clone() } else { frame.without_jpeg.clone() }
+            }
+            () = &mut self.quiet => Bytes::from_static(sse::KEEP_ALIVE),
+        };
+        self.quiet.as_mut().reset(Instant::now() + self.keep_alive);
+        Some(chunk)
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        tracing::debug!(
+            stream = %self.subscription.channel.name(),
+            skipped = self.skipped,
+            last_seq = ?self.last_seq,
+            "subscriber left"
+        );
+    }
+}

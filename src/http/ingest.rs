@@ -1,0 +1,234 @@
+//! `POST /frames`: frames pushed in, one JPEG per request or a continuous body of many.
+//!
+//! A single `image/jpeg` body is read up to the size limit and no further. A streaming body
+//! (`multipart/x-mixed-replace` as `ffmpeg -f mpjpeg` sends, or concatenated JPEGs as
+//! `ffmpeg -f mjpeg` sends) goes through the shared splitter, and each frame is published the
+//! moment it is complete; a bad frame is counted and skipped, and the upload goes on.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, BodyDataStream};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::hub::{Channel, Feed};
+use crate::mjpeg::{self, Framing, Piece, Splitter};
+use crate::stream_name::StreamName;
+
+/// Bytes looked at to guess the framing of a body that came without a Content-Type.
+const SNIFF_BYTES: usize = 64;
+
+/// Query parameters of `POST /frames`.
+#[derive(Debug, Deserialize)]
+pub struct FramesQuery {
+    stream: Option<String>,
+}
+
+/// How a request body carries its frames, decided from its Content-Type.
+enum Upload {
+    /// Exactly one JPEG.
+    Single,
+    /// Many frames; `None` means "guess from the first bytes".
+    Continuous(Option<Framing>),
+}
+
+/// Publishes the frames in the request body to the stream named in `?stream=`.
+pub async fn post_frames(
+    State(state): State<AppState>,
+    query: Result<Query<FramesQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, Error> {
+    let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
+    let name = StreamName::parse(query.stream.as_deref())?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let upload = classify(content_type.as_deref())?;
+    let channel = state.hub.publisher(&name, Feed::Push)?;
+    let limit = state.config.max_frame_bytes;
+
+    match upload {
+        Upload::Single => {
+            let announced = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+            if announced.is_some_and(|length| length > limit as u64) {
+                return Err(Error::TooLarge { limit });
+            }
+            let bytes = read_single(&state, body.into_data_stream(), limit).await?;
+            let frame = Frame::from_jpeg(bytes).inspect_err(|_| channel.record_rejected())?;
+            let encoded = channel.publish(&frame);
+            Ok(Json(json!({
+                "stream": name.as_str(),
+                "seq": encoded.seq,
+                "width": encoded.width,
+                "height": encoded.height,
+            })))
+        }
+        Upload::Continuous(framing) => {
+            read_continuous(&state, &channel, body.into_data_stream(), framing).await
+        }
+    }
+}
+
+/// Decides how to read the body from its Content-Type (`None`: the header was absent).
+fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
+    let Some(content_type) = content_type else {
+        return Ok(Upload::Continuous(None));
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => Ok(Upload::Single),
+        "multipart/x-mixed-replace" | "multipart/mixed" => Ok(Upload::Continuous(Some(
+            Framing::Multipart(mjpeg::boundary_from_content_type(content_type)),
+        ))),
+        // These say "a stream of bytes": the first bytes tell multipart from bare JPEGs.
+        "application/octet-stream" | "video/x-motion-jpeg" | "video/x-mjpeg" | "video/mjpeg" => {
+            Ok(Upload::Continuous(None))
+        }
+        _ => Err(Error::UnsupportedMediaType(content_type.to_owned())),
+    }
+}
+
+/// Reads one whole body, failing with 413 as soon as it passes `limit`.
+async fn read_single(
+    state: &AppState,
+    mut body: BodyDataStream,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = next_chunk(state, &mut body).await? {
+        if collected.len() + chunk.len() > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.freeze())
+}
+
+/// Splits a continuous body into frames and publishes each one as soon as it is complete.
+async fn read_continuous(
+    state: &AppState,
+    channel: &Arc<Channel>,
+    mut body: BodyDataStream,
+    framing: Option<Framing>,
+) -> Result<Json<Value>, Error> {
+    let limit = state.config.max_frame_bytes;
+    let mut tally = Tally::default();
+
+    let mut head = BytesMut::new();
+    let framing = match framing {
+        Some(framing) => framing,
+        None => loop {
+            if let Some(framing) = mjpeg::sniff(&head) {
+                break framing;
+            }
+            match next_chunk(state, &mut body).await? {
+                Some(chunk) if head.len() < SNIFF_BYTES => head.extend_from_slice(&chunk),
+                _ if head.is_empty() => return Err(Error::BadBody("empty body".into())),
+                _ => {
+                    return Err(Error::BadBody(
+                        "cannot tell the body's framing: it neither starts with a --boundary line \
+                         (multipart) nor with FF D8 (JPEG); set Content-Type to image/jpeg or \
+                         multipart/x-mixed-replace; boundary=..."
+                            .into(),
+                    ));
+                }
+            }
+        },
+    };
+
+    let mut splitter = Splitter::new(framing, limit);
+    splitter.push(&head);
+    tally.drain(&mut splitter, channel);
+    let mut received = !head.is_empty();
+    while let Some(chunk) = next_chunk(state, &mut body).await? {
+        received |= !chunk.is_empty();
+        splitter.push(&chunk);
+        tally.drain(&mut splitter, channel);
+    }
+    while let Some(piece) = splitter.finish() {
+        tally.take(piece, channel);
+    }
+
+    if tally.frames == 0 {
+        let why = match (received, tally.first_reason) {
+            (false, _) => "empty body".to_string(),
+            (true, Some(reason)) => {
+                format!(
+                    "no valid frame in the body ({} rejected): {reason}",
+                    tally.rejected
+                )
+            }
+            (true, None) => "no JPEG frame found in the body".to_string(),
+        };
+        return Err(Error::BadBody(why));
+    }
+    Ok(Json(
+        json!({ "frames": tally.frames, "rejected": tally.rejected }),
+    ))
+}
+
+/// What a continuous upload has amounted to so far.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    rejected: u64,
+    first_reason: Option<String>,
+}
+
+impl Tally {
+    fn drain(&mut self, splitter: &mut Splitter, channel: &Channel) {
+        while let Some(piece) = splitter.next_piece() {
+            self.take(piece, channel);
+        }
+    }
+
+    fn take(&mut self, piece: Piece, channel: &Channel) {
+        let outcome = match piece {
+            Piece::Frame(bytes) => Frame::from_jpeg(bytes).map_err(|err| err.to_string()),
+            Piece::Rejected(reason) => Err(reason),
+        };
+        match outcome {
+            Ok(frame) => {
+                channel.publish(&frame);
+                self.frames += 1;
+            }
+            Err(reason) => {
+                tracing::debug!(stream = %channel.name(), %reason, "frame rejected");
+                channel.record_rejected();
+                self.rejected += 1;
+                self.first_reason.get_or_insert(reason);
+            }
+        }
+    }
+}
+
+/// The next body chunk; `None` at the end of the body or when the server shuts down.
+async fn next_chunk(state: &AppState, body: &mut BodyDataStream) -> Result<Option<Bytes>, Error> {
+    let idle = state.config.ingest_idle;
+    tokio::select! {
+        () = state.shutdown.wait() => Ok(None),
+        next = tokio::time::timeout(idle, body.next()) => match next {
+            Err(_) => Err(Error::IngestStalled(idle)),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Err(err))) => Err(Error::BadBody(format!("reading the body failed: {err}"))),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The HTTP surface: which route goes to which handler, and the layers around them.
+//!
+//! Reading routes (`/events`, `/streams`, `/`, `/healthz`) are open to other origins through
+//! CORS, without credentials. `POST /frames` is not: a web page on another site must not be
+//! able to publish into a stream.
+
+mod events;
+mod ingest;
+mod status;
+mod viewer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::shutdown::Shutdown;
+
+/// How long a browser may cache a CORS preflight, so reconnects do not pay for one each time.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// What every handler can reach. A clone is a shallow clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// All streams.
+    pub hub: Arc<Hub>,
+    /// The server's settings.
+    pub config: Arc<Config>,
+    /// Ends open event streams and uploads when the server stops.
+    pub shutdown: Shutdown,
+}
+
+/// The whole application as a router, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.cors_origins);
+    let reading = Router::new()
+        .route("/", get(viewer::get_viewer))
+        .route("/events", get(events::get_events))
+        .route("/streams", get(status::get_streams))
+        .route("/healthz", get(status::get_healthz))
+        .layer(cors);
+    let writing = Router::new().route("/frames", post(ingest::post_frames));
+    reading.merge(writing).with_state(state)
+}
+
+/// CORS for the reading routes: named origins or any, never credentials.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|origin| origin.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET])
+        // `authorization` must be named: a `*` wildcard never covers it.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CACHE_CONTROL,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(PREFLIGHT_MAX_AGE)
+}

@@ -1,0 +1,291 @@
+//! The hub: where frames are numbered, encoded once, and handed to every subscriber.
+//!
+//! Each stream is a [`Channel`] holding a `watch` slot with the newest encoded frame. Publishing
+//! replaces the slot and never waits for anyone; each subscriber reads the slot when its
+//! connection is ready for more, so a slow viewer skips straight to the newest frame
+//! (latest-frame-wins) and holds at most one frame reference. That is the whole slow-client
+//! policy: the producer and the other viewers never notice a slow one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::sse::{self, EncodedFrame};
+use crate::stream_name::StreamName;
+
+/// How far back the ingest frame rate is measured.
+const FPS_WINDOW: Duration = Duration::from_secs(2);
+/// Most publish times kept for the frame-rate estimate (covers 2 s at 120 fps).
+const FPS_SAMPLES: usize = 240;
+
+/// What feeds a stream. A stream fed by a built-in source refuses pushed frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feed {
+    /// Frames arrive through `POST /frames`.
+    Push,
+    /// The built-in test pattern.
+    TestPattern,
+}
+
+impl Feed {
+    /// A name for messages and the status page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Feed::Push => "pushed frames",
+            Feed::TestPattern => "built-in test pattern",
+        }
+    }
+}
+
+/// The newest frame of a stream, or `None` before the first one.
+pub type Latest = Option<Arc<EncodedFrame>>;
+
+/// All streams, created on first use up to a limit.
+#[derive(Debug)]
+pub struct Hub {
+    channels: Mutex<HashMap<StreamName, Arc<Channel>>>,
+    max_streams: usize,
+    max_subscribers: usize,
+    /// Subscribers across all streams; shared with every [`Subscription`] so it can leave.
+    subscribers: Arc<AtomicUsize>,
+}
+
+/// One stream: its newest frame and its counters.
+#[derive(Debug)]
+pub struct Channel {
+    name: StreamName,
+    feed: Feed,
+    /// The newest encoded frame; `send_replace` never fails or waits, even with no receivers.
+    latest: watch::Sender<Latest>,
+    /// Held while a frame is numbered, encoded and stored, so `seq` order is delivery order.
+    publishing: Mutex<Publishing>,
+    published: AtomicU64,
+    rejected: AtomicU64,
+    skipped: AtomicU64,
+    subscribers: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Publishing {
+    seq: u64,
+    recent: VecDeque<Instant>,
+}
+
+/// A subscriber's hold on a stream. Dropping it (when the viewer leaves) updates the counts.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The stream subscribed to.
+    pub channel: Arc<Channel>,
+    /// Sees each new frame; marked changed at the start if a frame is already there.
+    pub frames: watch::Receiver<Latest>,
+    all_subscribers: Arc<AtomicUsize>,
+}
+
+/// A stream's state for `GET /streams`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelStatus {
+    /// The stream's name.
+    pub name: String,
+    /// What feeds it.
+    pub source: Feed,
+    /// Frames published so far.
+    pub published: u64,
+    /// Frames refused (invalid, truncated, too large).
+    pub rejected: u64,
+    /// Open SSE subscribers.
+    pub subscribers: usize,
+    /// Frames that subscribers skipped because they were behind, summed over all of them.
+    pub skipped: u64,
+    /// Ingest frame rate over the last couple of seconds.
+    pub fps: f64,
+    /// Age of the newest frame, in milliseconds.
+    pub age_ms: Option<u64>,
+    /// Width of the newest frame.
+    pub width: Option<u16>,
+    /// Height of the newest frame.
+    pub height: Option<u16>,
+}
+
+impl Hub {
+    /// An empty hub with the given limits.
+    pub fn new(max_streams: usize, max_subscribers: usize) -> Hub {
+        Hub {
+            channels: Mutex::new(HashMap::new()),
+            max_streams,
+            max_subscribers,
+            subscribers: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The stream called `name`, created with `feed` if it does not exist yet.
+    fn channel(&self, name: &StreamName, feed: Feed) -> Result<Arc<Channel>, Error> {
+        let mut channels = self.channels.lock().expect("hub lock poisoned");
+        if let Some(channel) = channels.get(name) {
+            return Ok(channel.clone());
+        }
+        if channels.len() >= self.max_streams {
+            return Err(Error::TooManyStreams(self.max_streams));
+        }
+        let channel = Arc::new(Channel::new(name.clone(), feed));
+        channels.insert(name.clone(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The stream a producer of kind `feed` may publish to; 409 if another kind feeds it.
+    pub fn publisher(&self, name: &StreamName, feed: Feed) -> Result<Arc<Channel>, Error> {
+        let channel = self.channel(name, feed)?;
+        if channel.feed != feed {
+            return Err(Error::StreamOwned {
+                stream: name.to_string(),
+                source_kind: channel.feed.describe(),
+            });
+        }
+        Ok(channel)
+    }
+
+    /// Joins the stream called `name` (creating it, to wait for a producer, if need be).
+    pub fn subscribe(&self, name: &StreamName) -> Result<Subscription, Error> {
+        let channel = self.channel(name, Feed::Push)?;
+        if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
+            self.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::TooManySubscribers(self.max_subscribers));
+        }
+        channel.subscribers.fetch_add(1, Ordering::AcqRel);
+        let mut frames = channel.latest.subscribe();
+        if frames.borrow().is_some() {
+            // A late joiner gets the newest frame at once rather than a blank page.
+            frames.mark_changed();
+        }
+        Ok(Subscription {
+            channel,
+            frames,
+            all_subscribers: self.subscribers.clone(),
+        })
+    }
+
+    /// The state of every stream, sorted by name.
+    pub fn status(&self) -> Vec<ChannelStatus> {
+        let channels: Vec<Arc<Channel>> = {
+            let channels = self.channels.lock().expect("hub lock poisoned");
+            channels.values().cloned().collect()
+        };
+        let mut status: Vec<ChannelStatus> = channels.iter().map(|c| c.status()).collect();
+        status.sort_by(|a, b| a.name.cmp(&b.name));
+        status
+    }
+}
+
+impl Channel {
+    fn new(name: StreamName, feed: Feed) -> Channel {
+        Channel {
+            name,
+            feed,
+            latest: watch::Sender::new(None),
+            publishing: Mutex::new(Publishing::default()),
+            published: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            subscribers: AtomicUsize::new(0),
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &StreamName {
+        &self.name
+    }
+
+    /// Numbers `frame`, encodes it once, and makes it every subscriber's newest frame.
+    /// Never waits for subscribers.
+    pub fn publish(&self, frame: &Frame) -> Arc<EncodedFrame> {
+        let mut publishing = self.publishing.lock().expect("publish lock poisoned");
+        publishing.seq += 1;
+        let encoded = Arc::new(sse::encode_frame(&self.name, publishing.seq, frame));
+        let now = Instant::now();
+        if publishing.recent.len() == FPS_SAMPLES {
+            publishing.recent.pop_front();
+        }
+        publishing.recent.push_back(now);
+        self.latest.send_replace(Some(encoded.clone()));
+        self.published.fetch_add(1, Ordering::Relaxed);
+        encoded
+    }
+
+    /// Counts a frame that failed validation and was not broadcast.
+    pub fn record_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts frames a subscriber skipped because it was behind.
+    pub fn record_skipped(&self, frames: u64) {
+        self.skipped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    fn status(&self) -> ChannelStatus {
+        let latest = self.latest.borrow().clone();
+        let (fps, age) = {
+            let publishing = self.publishing.lock().expect("publish lock poisoned");
+            (
+                frame_rate(&publishing.recent, Instant::now()),
+                publishing.recent.back().map(Instant::elapsed),
+            )
+        };
+        ChannelStatus {
+            name: self.name.to_string(),
+            source: self.feed,
+            published: self.published.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            subscribers: self.subscribers.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            fps,
+            age_ms: age.map(|age| age.as_millis() as u64),
+            width: latest.as_ref().map(|f| f.width),
+            height: latest.as_ref().map(|f| f.height),
+        }
+    }
+}
+
+/// Frames per second over the publish times within [`FPS_WINDOW`] of `now`.
+fn frame_rate(times: &VecDeque<Instant>, now: Instant) -> f64 {
+    let in_window: Vec<&Instant> = times
+        .iter()
+        .filter(|t| now.duration_since(**t) <= FPS_WINDOW)
+        .collect();
+    match (in_window.first(), in_window.last()) {
+        (Some(first), Some(last)) if in_window.len() >= 2 && last > first => {
+            let span = last.duration_since(**first).as_secs_f64();
+            ((in_window.len() - 1) as f64 / span * 10.0).round() / 10.0
+        }
+        _ => 0.0,
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
+        self.all_subscribers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rate_counts_intervals_in_the_window() {
+        let start = Instant::now();
+        let times: VecDeque<Instant> = (0..31)
+            .map(|i| start + Duration::from_millis(i * 1000 / 30))
+            .collect();
+        let rate = frame_rate(&times, *times.back().unwrap());
+        assert!((rate - 30.0).abs() < 0.5, "{rate}");
+        assert_eq!(frame_rate(&times, start + Duration::from_secs(10)), 0.0);
+        assert_eq!(frame_rate(&VecDeque::new(), start), 0.0);
+    }
+}

@@ -1,0 +1,510 @@
+//! Concatenated JPEGs (`ffmpeg -f mjpeg`, camera dumps): finds where each image ends by following
+//! its structure, because a plain `FF D8`/`FF D9` search cuts frames at EXIF thumbnails.
+//!
+//! [`EndScanner`] is the incremental structure walk (segments by length up to SOS, then entropy
+//! data up to EOI); the multipart splitter reuses it for parts without a usable Content-Length.
+
+use bytes::{Buf, BytesMut};
+
+use super::Piece;
+
+/// The start-of-image marker plus the first byte of the next marker: what a resync looks for.
+pub(crate) const SOI: [u8; 3] = [0xFF, 0xD8, 0xFF];
+
+/// What [`EndScanner::scan`] found in the bytes it has been given so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// The image is not finished yet.
+    NeedMore,
+    /// The image ends just before this offset (past its `FF D9`).
+    End(usize),
+    /// Another image starts (`FF D8`) at this offset before this one ended: this one is truncated.
+    NewImage(usize),
+    /// The structure is broken at this offset.
+    Malformed(&'static str, usize),
+}
+
+/// Incremental end-of-image finder for one image whose `FF D8` is at offset 0 of the buffer.
+///
+/// The caller passes the image's bytes, growing between calls; the scanner remembers how far it
+/// got, so finding the end costs time linear in the image size however the bytes are chunked.
+#[derive(Debug, Clone)]
+pub(crate) struct EndScanner {
+    /// Next offset to look at. In the segment walk it may lie beyond the bytes seen so far (a
+    /// segment length announced more data); in scan data it always points at unseen bytes or
+    /// at an `FF` whose follower has not arrived.
+    pos: usize,
+    /// True inside entropy-coded scan data.
+    in_scan: bool,
+    /// Offset just past the first scan header: everything before it (APPn, EXIF thumbnails)
+    /// was skipped by length and must not be searched for markers when resyncing.
+    first_scan: Option<usize>,
+}
+
+impl EndScanner {
+    /// Starts after the image's `FF D8`.
+    pub(crate) fn new() -> Self {
+        Self {
+            pos: 2,
+            in_scan: false,
+            first_scan: None,
+        }
+    }
+
+    /// How many bytes are known to belong to the image (may exceed what has arrived).
+    pub(crate) fn known_len(&self) -> usize {
+        self.pos
+    }
+
+    /// Where a resync may start searching, given `buffered` bytes: past the length-skipped
+    /// header segments, never past what has been seen.
+    pub(crate) fn resume_point(&self, buffered: usize) -> usize {
+        self.first_scan.unwrap_or(self.pos).min(buffered)
+    }
+
+    /// The caller dropped the first `n` bytes of the image (they were examined already).
+    fn rebase(&mut self, n: usize) {
+        self.pos -= n;
+        self.first_scan = self.first_scan.map(|at| at.saturating_sub(n));
+    }
+
+    /// Continues the walk over `image`, which starts with the image's `FF D8`.
+    pub(crate) fn scan(&mut self, image: &[u8]) -> Scan {
+        loop {
+            if self.in_scan {
+                let Some(ff) = image
+                    .get(self.pos..)
+                    .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+                else {
+                    self.pos = self.pos.max(image.len());
+                    return Scan::NeedMore;
+                };
+                let at = self.pos + ff;
+                match image.get(at + 1) {
+                    None => {
+                        self.pos = at;
+                        return Scan::NeedMore;
+                    }
+                    Some(0x00 | 0xD0..=0xD7) => self.pos = at + 2, // stuffed byte, restart marker
+                    Some(0xFF) => self.pos = at + 1,               // fill byte
+                    Some(0xD9) => return Scan::End(at + 2),
+                    Some(0xD8) => return Scan::NewImage(at),
+                    Some(_) => {
+                        // Progressive: DHT or the next SOS between scans.
+                        self.pos = at;
+                        self.in_scan = false;
+                    }
+                }
+            } else {
+                let at = self.pos;
+                match image.get(at) {
+                    None => return Scan::NeedMore,
+                    Some(0xFF) => {}
+                    Some(_) => return Scan::Malformed("stray bytes between segments", at),
+                }
+                let Some(&code) = image.get(at + 1) else {
+                    return Scan::NeedMore;
+                };
+                match code {
+                    0xFF => self.pos = at + 1, // fill byte
+                    0xD8 => return Scan::NewImage(at),
+                    0xD9 => return Scan::End(at + 2),
+                    0x01 | 0xD0..=0xD7 => self.pos = at + 2, // no length field
+                    0x00 => return Scan::Malformed("stuffed byte outside scan data", at),
+                    _ => {
+                        let (Some(&hi), Some(&lo)) = (image.get(at + 2), image.get(at + 3)) else {
+                            return Scan::NeedMore;
+                        };
+                        let seg_len = usize::from(u16::from_be_bytes([hi, lo]));
+                        if seg_len < 2 {
+                            return Scan::Malformed("segment length below 2", at);
+                        }
+                        self.pos = at + 2 + seg_len;
+                        if code == 0xDA {
+                            self.in_scan = true;
+                            self.first_scan.get_or_insert(self.pos);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Finds the first `FF D8 FF` in `bytes`.
+pub(crate) fn find_soi(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(SOI.len()).position(|w| w == SOI)
+}
+
+/// How many bytes at the end of `bytes` could be the start of an `FF D8 FF` that has not fully
+/// arrived yet (kept when the rest is thrown away).
+pub(crate) fn soi_prefix_len(bytes: &[u8]) -> usize {
+    if bytes.ends_with(&SOI[..2]) {
+        2
+    } else if bytes.ends_with(&SOI[..1]) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Where the splitter is.
+#[derive(Debug)]
+enum State {
+    /// Between images: throwing bytes away until `FF D8 FF`.
+    Seek,
+    /// Inside an image that starts at offset 0 of the buffer.
+    Image {
+        scanner: EndScanner,
+        /// Already reported as oversize: its bytes are dropped as they are walked.
+        discarding: bool,
+        /// Bytes of this image dropped so far while discarding.
+        dropped: usize,
+    },
+}
+
+/// Splits a stream of back-to-back JPEGs into one piece per image.
+#[derive(Debug)]
+pub(crate) struct ConcatSplitter {
+    buf: BytesMut,
+    max_frame_bytes: usize,
+    state: State,
+    eof: bool,
+}
+
+impl ConcatSplitter {
+    pub(crate) fn new(max_frame_bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            max_frame_bytes,
+            state: State::Seek,
+            eof: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    pub(crate) fn finish(&mut self) -> Option<Piece> {
+        self.eof = true;
+        self.next_piece()
+    }
+
+    pub(crate) fn next_piece(&mut self) -> Option<Piece> {
+        loop {
+            match &mut self.state {
+                State::Seek => match find_soi(&self.buf) {
+                    Some(at) => {
+                        self.buf.advance(at);
+                        self.state = image_state();
+                    }
+                    None => {
+                        let keep = if self.eof {
+                            0
+                        } else {
+                            soi_prefix_len(&self.buf)
+                        };
+                        self.buf.advance(self.buf.len() - keep);
+                        return None;
+                    }
+                },
+                State::Image {
+                    scanner,
+                    discarding: discard_flag,
+                    dropped,
+                } => {
+                    let discarding = *discard_flag;
+                    match scanner.scan(&self.buf) {
+                        Scan::End(end) => {
+                            self.state = State::Seek;
+                            if discarding {
+                                self.buf.advance(end);
+                                continue;
+                            }
+                            if end > self.max_frame_bytes {
+                                self.buf.advance(end);
+                                return Some(oversize(self.max_frame_bytes));
+                            }
+                            return Some(Piece::Frame(self.buf.split_to(end).freeze()));
+                        }
+                        Scan::NewImage(at) => {
+                            self.buf.advance(at);
+                            self.state = image_state();
+                            if !discarding {
+                                return Some(Piece::Rejected(
+                                    "truncated: next image began before end-of-image marker".into(),
+                                ));
+                            }
+                        }
+                        Scan::Malformed(reason, at) => {
+                            self.buf.advance(at);
+                            self.state = State::Seek;
+                            if !discarding {
+                                return Some(Piece::Rejected(format!("malformed: {reason}")));
+                            }
+                        }
+                        Scan::NeedMore => {
+                            let seen = scanner.known_len().max(self.buf.len());
+                            let report = !discarding && *dropped + seen > self.max_frame_bytes;
+                            if discarding || report {
+                                // Drop what the scanner has walked; keep its place.
+                                let n = scanner.known_len().min(self.buf.len());
+                                self.buf.advance(n);
+                                scanner.rebase(n);
+                                *dropped += n;
+                            }
+                            if report {
+                                *discard_flag = true;
+                                return Some(oversize(self.max_frame_bytes));
+                            }
+                            if self.eof {
+                                self.buf.clear();
+                                self.state = State::Seek;
+                                return (!discarding).then(|| {
+                                    Piece::Rejected(
+                                        "truncated: stream ended before end-of-image marker".into(),
+                                    )
+                                });
+                            }
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn image_state() -> State {
+    State::Image {
+        scanner: EndScanner::new(),
+        discarding: false,
+        dropped: 0,
+    }
+}
+
+/// The rejection for an image above the cap.
+pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
+    Piece::Rejected(format!("too large: frame exceeds {max_frame_bytes} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpeg::{self, tests as samples};
+    use crate::mjpeg::Framing;
+    use crate::mjpeg::tests::{frames, rejections, split, split_everywhere};
+    use proptest::prelude::*;
+
+    const MAX: usize = 1 << 20;
+    const FFMPEG_MJPEG: &[u8] = include_bytes!("../../tests/fixtures/ffmpeg-160x120.mjpeg");
+
+    fn concat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// A mix of every kind of frame the walker must get through.
+    fn assorted() -> Vec<Vec<u8>> {
+        vec![
+            samples::sample_jpeg(16, 16, 1),
+            samples::progressive_jpeg(16, 8, 2),
+            samples::exif_thumbnail_jpeg(8, 8, 3),
+            samples::restart_jpeg(16, 8, 4),
+            samples::no_dht_jpeg(8, 16, 5),
+        ]
+    }
+
+    #[test]
+    fn assorted_frames_split_at_every_byte() {
+        let input = assorted();
+        let pieces = split_everywhere(&Framing::Concatenated, MAX, &input.concat());
+        assert_eq!(frames(&pieces), input);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn exif_thumbnail_does_not_split_the_frame() {
+        let jpeg = samples::exif_thumbnail_jpeg(16, 16, 6);
+        // A naive FF D8 ... FF D9 search would stop inside the APP1 segment.
+        let naive_end = jpeg.windows(2).position(|w| w == [0xFF, 0xD9]).unwrap() + 2;
+        assert!(naive_end < jpeg.len());
+        let pieces = split(&Framing::Concatenated, MAX, [&jpeg[..], &jpeg[..]]);
+        assert_eq!(frames(&pieces), vec![jpeg.clone(), jpeg]);
+    }
+
+    #[test]
+    fn ffmpeg_mjpeg_fixture_gives_five_valid_frames() {
+        let pieces = split(&Framing::Concatenated, MAX, FFMPEG_MJPEG.chunks(4096));
+        let frames = frames(&pieces);
+        assert_eq!(frames.len(), 5);
+        for frame in &frames {
+            let info = jpeg::inspect(frame).unwrap();
+            assert_eq!((info.width, info.height, info.len), (160, 120, frame.len()));
+        }
+        assert_eq!(
+            split(&Framing::Concatenated, MAX, FFMPEG_MJPEG.chunks(1)),
+            pieces
+        );
+    }
+
+    #[test]
+    fn garbage_between_frames_is_skipped() {
+        let (a, b) = (
+            samples::sample_jpeg(16, 16, 7),
+            samples::progressive_jpeg(8, 8, 8),
+        );
+        let input = concat(&[
+            b"junk before\r\n\xFF\xD9\xFF\xFF\x00",
+            &a,
+            &[0; 16],        // Q13: ESP32 pads frames
+            b"\xFF\xD8\x00", // an SOI not followed by a marker
+            &b,
+            b"\xFF",
+        ]);
+        let pieces = split_everywhere(&Framing::Concatenated, MAX, &input);
+        assert_eq!(pieces, vec![Piece::Frame(a.into()), Piece::Frame(b.into())]);
+    }
+
+    #[test]
+    fn q14_truncated_frame_is_rejected_and_next_one_kept() {
+        let (a, b) = (
+            samples::sample_jpeg(16, 16, 9),
+            samples::sample_jpeg(16, 16, 10),
+        );
+        let input = concat(&[&a[..a.len() - 40], &b, &a[..a.len() / 2]]);
+        let pieces = split_everywhere(&Framing::Concatenated, MAX, &input);
+        assert_eq!(frames(&pieces), vec![b]);
+        assert_eq!(
+            rejections(&pieces),
+            vec![
+                "truncated: next image began before end-of-image marker",
+                "truncated: stream ended before end-of-image marker"
+            ]
+        );
+    }
+
+    #[test]
+    fn soi_eoi_only_comes_out_for_the_validator() {
+        let a = samples::sample_jpeg(8, 8, 11);
+        let input = concat(&[&[0xFF, 0xD8, 0xFF, 0xD9], &a]);
+        let pieces = split_everywhere(&Framing::Concatenated, MAX, &input);
+        assert_eq!(frames(&pieces), vec![vec![0xFF, 0xD8, 0xFF, 0xD9], a]);
+        assert!(jpeg::inspect(&[0xFF, 0xD8, 0xFF, 0xD9]).is_err());
+    }
+
+    #[test]
+    fn oversize_frame_is_rejected_then_resynced() {
+        let big = samples::sample_jpeg(64, 64, 12);
+        let small = samples::sample_jpeg(8, 8, 13);
+        let max = big.len() - 1;
+        assert!(small.len() < max);
+        let input = concat(&[&small, &big, &small, &big]);
+        let pieces = split_everywhere(&Framing::Concatenated, max, &input);
+        assert_eq!(frames(&pieces), vec![small.clone(), small]);
+        assert_eq!(
+            rejections(&pieces),
+            vec![format!("too large: frame exceeds {max} bytes"); 2]
+        );
+    }
+
+    #[test]
+    fn malformed_header_is_rejected_then_resynced() {
+        let good = samples::sample_jpeg(8, 8, 14);
+        let mut bad = good.clone();
+        bad.splice(20..20, [0x12, 0x34]); // stray bytes after the APP0 segment
+        let input = concat(&[&bad, &good]);
+        let pieces = split_everywhere(&Framing::Concatenated, MAX, &input);
+        assert_eq!(
+            pieces.first(),
+            Some(&Piece::Rejected(
+                "malformed: stray bytes between segments".into()
+            ))
+        );
+        assert_eq!(frames(&pieces).last(), Some(&good));
+    }
+
+    #[test]
+    fn memory_stays_bounded_without_an_end() {
+        let max = 4096;
+        let mut splitter = ConcatSplitter::new(max);
+        // Garbage, then an image whose scan data never ends.
+        let mut rejected = 0;
+        let head = samples::sample_jpeg(8, 8, 15);
+        let sos = head.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        splitter.push(&[0x55; 10_000]);
+        splitter.push(&head[..sos + 12]);
+        for _ in 0..1000 {
+            splitter.push(&[0x12; 512]);
+            while let Some(piece) = splitter.next_piece() {
+                assert!(matches!(piece, Piece::Rejected(_)));
+                rejected += 1;
+            }
+            assert!(
+                splitter.buf.len() <= max + 512,
+                "buffered {}",
+                splitter.buf.len()
+            );
+        }
+        assert_eq!(rejected, 1);
+        assert_eq!(splitter.finish(), None);
+    }
+
+    /// Frames and garbage without `FF D8` (so the garbage cannot start a frame).
+    fn garbage() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut bytes| {
+            for i in 1..bytes.len() {
+                if bytes[i - 1] == 0xFF && bytes[i] == 0xD8 {
+                    bytes[i] = 0xD9;
+                }
+            }
+            bytes
+        })
+    }
+
+    fn some_frames() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let all = assorted();
+        prop::collection::vec(0..all.len(), 1..5)
+            .prop_map(move |picks| picks.into_iter().map(|i| all[i].clone()).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn chunking_never_changes_the_frames(
+            frames_in in some_frames(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let input = frames_in.concat();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            at.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for cut in at.into_iter().chain([input.len()]) {
+                chunks.push(&input[from..cut]);
+                from = cut;
+            }
+            let whole = split(&Framing::Concatenated, MAX, [&input[..]]);
+            prop_assert_eq!(frames(&whole), frames_in);
+            prop_assert_eq!(split(&Framing::Concatenated, MAX, chunks), whole);
+        }
+
+        #[test]
+        fn frames_survive_garbage_between_them(
+            frames_in in some_frames(),
+            junk in prop::collection::vec(garbage(), 5),
+            chunk in 1usize..700,
+        ) {
+            let mut input = Vec::new();
+            for (frame, junk) in frames_in.iter().zip(&junk) {
+                input.extend_from_slice(junk);
+                input.extend_from_slice(frame);
+            }
+            input.extend_from_slice(&junk[4]);
+            let pieces = split(&Framing::Concatenated, MAX, input.chunks(chunk));
+            prop_assert_eq!(frames(&pieces), frames_in);
+            prop_assert!(rejections(&pieces).is_empty());
+        }
+    }
+}

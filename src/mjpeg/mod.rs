@@ -1,0 +1,353 @@
+//! Splitting byte streams into JPEG frames: a `multipart/x-mixed-replace` body or concatenated
+//! JPEGs. Pure code with no I/O, so every source and `POST /frames` share one tolerant parser.
+//!
+//! # Layout
+//! - [`multipart`]: the multipart state machine (delimiters, part headers, resync).
+//! - [`concat`]: back-to-back JPEGs, and the incremental end-of-image scanner both use.
+//!
+//! A splitter only frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its
+//! `FF D9` (padding after it cut off); the caller validates it with [`crate::jpeg::inspect`].
+//!
+//! # Memory
+//! The buffer holds at most one frame (`max_frame_bytes`), the part headers
+//! ([`multipart::MAX_PART_HEADER_BYTES`]) and the last pushed chunk, provided the caller drains
+//! [`Splitter::next_piece`] after every [`Splitter::push`]. Bytes between frames are dropped as
+//! they are read, and no size read from the stream is ever used to allocate.
+
+use bytes::Bytes;
+
+mod concat;
+pub mod multipart;
+
+/// One thing a splitter found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// The bytes of one candidate frame (still to be validated with [`crate::jpeg::inspect`]).
+    Frame(Bytes),
+    /// Bytes that were dropped as a bad frame; the text says why.
+    Rejected(String),
+}
+
+/// Which framing a body uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// `multipart/x-mixed-replace`; `None` means "learn the boundary from the first `--` line".
+    Multipart(Option<String>),
+    /// JPEGs back to back (`ffmpeg -f mjpeg`).
+    Concatenated,
+}
+
+/// A streaming splitter for either framing.
+///
+/// Feed it with [`push`](Self::push), then call [`next_piece`](Self::next_piece) until it
+/// returns `None`; at the end of the input call [`finish`](Self::finish) until it returns
+/// `None`. Pieces come out in stream order, whatever the chunk sizes were.
+#[derive(Debug)]
+pub struct Splitter {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Multipart(multipart::MultipartSplitter),
+    Concatenated(concat::ConcatSplitter),
+}
+
+impl Splitter {
+    /// Creates a splitter that never buffers more than `max_frame_bytes` for one frame.
+    pub fn new(framing: Framing, max_frame_bytes: usize) -> Self {
+        let inner = match framing {
+            Framing::Multipart(boundary) => Inner::Multipart(multipart::MultipartSplitter::new(
+                boundary.as_deref(),
+                max_frame_bytes,
+            )),
+            Framing::Concatenated => {
+                Inner::Concatenated(concat::ConcatSplitter::new(max_frame_bytes))
+            }
+        };
+        Self { inner }
+    }
+
+    /// Feeds the next chunk of the stream.
+    pub fn push(&mut self, chunk: &[u8]) {
+        match &mut self.inner {
+            Inner::Multipart(m) => m.push(chunk),
+            Inner::Concatenated(c) => c.push(chunk),
+        }
+    }
+
+    /// Takes the next complete piece, if any.
+    pub fn next_piece(&mut self) -> Option<Piece> {
+        match &mut self.inner {
+            Inner::Multipart(m) => m.next_piece(),
+            Inner::Concatenated(c) => c.next_piece(),
+        }
+    }
+
+    /// Ends the stream: returns what the unfinished tail amounted to, if anything (an
+    /// unfinished frame is a `Rejected("truncated: ...")`). Call until it returns `None`.
+    pub fn finish(&mut self) -> Option<Piece> {
+        match &mut self.inner {
+            Inner::Multipart(m) => m.finish(),
+            Inner::Concatenated(c) => c.finish(),
+        }
+    }
+}
+
+/// Reads the boundary from a `multipart/...; boundary=...` Content-Type value.
+///
+/// RFC 2045 parameters: the name in any case, the value a token or a quoted string (with `\`
+/// escapes), other parameters around it, with or without spaces. The value is returned as
+/// written, dashes included (the splitter accepts `--b` and `----b` lines for `boundary=--b`).
+pub fn boundary_from_content_type(value: &str) -> Option<String> {
+    let (_media_type, mut rest) = value.split_once(';')?;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            return None;
+        }
+        let name_end = rest.find(['=', ';']).unwrap_or(rest.len());
+        let name = rest[..name_end].trim();
+        rest = &rest[name_end..];
+        let Some(after_eq) = rest.strip_prefix('=') else {
+            continue; // a parameter without a value
+        };
+        let after_eq = after_eq.trim_start();
+        let param;
+        if let Some(quoted) = after_eq.strip_prefix('"') {
+            let mut unquoted = String::new();
+            let mut end = quoted.len();
+            let mut chars = quoted.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => unquoted.extend(chars.next().map(|(_, escaped)| escaped)),
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => unquoted.push(c),
+                }
+            }
+            param = unquoted;
+            rest = &quoted[end..];
+        } else {
+            let end = after_eq.find(|c: char| c == ';' || c.is_ascii_whitespace());
+            let end = end.unwrap_or(after_eq.len());
+            param = after_eq[..end].to_owned();
+            rest = &after_eq[end..];
+        }
+        if name.eq_ignore_ascii_case("boundary") && !param.is_empty() {
+            return Some(param);
+        }
+    }
+}
+
+/// Guesses the framing from the first bytes of a body without a Content-Type.
+///
+/// After optional blank lines: `--` starts multipart (the boundary comes from that line if it
+/// is complete), `FF D8` starts concatenated JPEGs, and a `Content-` header line is a multipart
+/// body without its first delimiter (Q6; the boundary is learned later). Otherwise `None`.
+pub fn sniff(first_bytes: &[u8]) -> Option<Framing> {
+    let start = first_bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let body = &first_bytes[start..];
+    if body.starts_with(b"--") {
+        let boundary = body
+            .iter()
+            .position(|&b| b == b'\n')
+            .and_then(|end| multipart::boundary_token(&body[..end]))
+            .map(|token| String::from_utf8_lossy(token).into_owned());
+        return Some(Framing::Multipart(boundary));
+    }
+    if body.starts_with(&[0xFF, 0xD8]) {
+        return Some(Framing::Concatenated);
+    }
+    let prefix = b"content-";
+    if body.len() >= prefix.len() && body[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        return Some(Framing::Multipart(None));
+    }
+    None
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs a whole stream through a fresh splitter, chunk by chunk, draining after each push.
+    pub(crate) fn split<'a>(
+        framing: &Framing,
+        max_frame_bytes: usize,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<Piece> {
+        let mut splitter = Splitter::new(framing.clone(), max_frame_bytes);
+        let mut pieces = Vec::new();
+        for chunk in chunks {
+            splitter.push(chunk);
+            pieces.extend(std::iter::from_fn(|| splitter.next_piece()));
+        }
+        pieces.extend(std::iter::from_fn(|| splitter.finish()));
+        pieces
+    }
+
+    /// Splits `input` in one go, at every possible single split point, and in 1-byte chunks,
+    /// and checks that all give the same pieces. Returns them.
+    pub(crate) fn split_everywhere(framing: &Framing, max: usize, input: &[u8]) -> Vec<Piece> {
+        let whole = split(framing, max, [input]);
+        for at in 0..=input.len() {
+            let (a, b) = input.split_at(at);
+            assert_eq!(split(framing, max, [a, b]), whole, "split at byte {at}");
+        }
+        assert_eq!(split(framing, max, input.chunks(1)), whole, "1-byte chunks");
+        whole
+    }
+
+    /// The frames among `pieces`, as vectors.
+    pub(crate) fn frames(pieces: &[Piece]) -> Vec<Vec<u8>> {
+        pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Frame(bytes) => Some(bytes.to_vec()),
+                Piece::Rejected(_) => None,
+            })
+            .collect()
+    }
+
+    /// The rejection reasons among `pieces`.
+    pub(crate) fn rejections(pieces: &[Piece]) -> Vec<&str> {
+        pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Rejected(why) => Some(why.as_str()),
+                Piece::Frame(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn q4_boundary_parameter_forms() {
+        let cases = [
+            ("multipart/x-mixed-replace; boundary=ffmpeg", Some("ffmpeg")),
+            ("multipart/x-mixed-replace;boundary=ffmpeg", Some("ffmpeg")),
+            ("multipart/x-mixed-replace; BOUNDARY=Ab", Some("Ab")),
+            (
+                "multipart/x-mixed-replace; boundary=\"x y;z\"",
+                Some("x y;z"),
+            ),
+            (
+                "multipart/x-mixed-replace; boundary=\"a\\\"b\"; charset=x",
+                Some("a\"b"),
+            ),
+            (
+                "multipart/x-mixed-replace; charset=\"a;boundary=no\"; boundary=yes",
+                Some("yes"),
+            ),
+            (
+                "multipart/x-mixed-replace; charset=utf-8;boundary=b2 ; x=y",
+                Some("b2"),
+            ),
+            (
+                "multipart/x-mixed-replace; boundary = spaced",
+                Some("spaced"),
+            ),
+            (
+                "multipart/x-mixed-replace; flag; boundary=after-flag",
+                Some("after-flag"),
+            ),
+            (
+                "multipart/x-mixed-replace;boundary=--myboundary",
+                Some("--myboundary"),
+            ),
+            ("multipart/x-mixed-replace", None),
+            ("multipart/x-mixed-replace; boundary=", None),
+            ("multipart/x-mixed-replace; boundary=\"\"", None),
+            ("multipart/x-mixed-replace; notboundary=x", None),
+            ("", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                boundary_from_content_type(value).as_deref(),
+                want,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn q2_sniff_learns_boundary_from_first_line() {
+        assert_eq!(
+            sniff(b"--ffmpeg\r\nContent-type: image/jpeg\r\n"),
+            Some(Framing::Multipart(Some("ffmpeg".into())))
+        );
+        assert_eq!(
+            sniff(b"\r\n\r\n--b--\n"),
+            Some(Framing::Multipart(Some("b".into())))
+        );
+        assert_eq!(sniff(b"--ffmp"), Some(Framing::Multipart(None)));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(Framing::Concatenated)
+        );
+        assert_eq!(sniff(b"\r\n\xFF\xD8"), Some(Framing::Concatenated));
+        assert_eq!(
+            sniff(b"Content-Type: image/jpeg\r\n"),
+            Some(Framing::Multipart(None))
+        );
+        assert_eq!(sniff(b"\x89PNG\r\n"), None);
+        assert_eq!(sniff(b"\r\n"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn splitter_dispatches_on_framing() {
+        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 1);
+        let mut concat = Splitter::new(Framing::Concatenated, 1 << 20);
+        concat.push(&jpeg);
+        assert_eq!(
+            concat.next_piece(),
+            Some(Piece::Frame(Bytes::from(jpeg.clone())))
+        );
+        assert_eq!(concat.finish(), None);
+
+        let mut multi = Splitter::new(Framing::Multipart(Some("b".into())), 1 << 20);
+        multi.push(b"--b\r\nContent-Type: image/jpeg\r\n\r\n");
+        multi.push(&jpeg);
+        multi.push(b"\r\n--b--\r\n");
+        assert_eq!(multi.next_piece(), Some(Piece::Frame(Bytes::from(jpeg))));
+        assert_eq!(multi.next_piece(), None);
+        assert_eq!(multi.finish(), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes (seeded with stream-like tokens) never panic or hang a splitter, and
+        /// every frame it hands out is an `FF D8 ... FF D9` span within the cap.
+        #[test]
+        fn any_input_ends_cleanly(
+            tokens in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                    proptest::sample::select(vec![
+                        b"--b\r\n".to_vec(), b"\r\n".to_vec(), b"\xFF\xD8\xFF".to_vec(),
+                        b"\xFF\xD9".to_vec(), b"\xFF\xDA\x00\x08".to_vec(),
+                        b"Content-Length: 30\r\n".to_vec(), b"Content-Type: image/jpeg\r\n".to_vec(),
+                    ]),
+                ],
+                0..40,
+            ),
+            chunk in 1usize..64,
+            learn in proptest::prelude::any::<bool>(),
+        ) {
+            let input = tokens.concat();
+            let boundary = (!learn).then(|| "b".to_owned());
+            for framing in [Framing::Multipart(boundary), Framing::Concatenated] {
+                for piece in split(&framing, 200, input.chunks(chunk)) {
+                    if let Piece::Frame(frame) = piece {
+                        proptest::prop_assert!(frame.len() <= 200);
+                        proptest::prop_assert!(frame.starts_with(&[0xFF, 0xD8]));
+                        proptest::prop_assert!(frame.ends_with(&[0xFF, 0xD9]));
+                    }
+                }
+            }
+        }
+    }
+}

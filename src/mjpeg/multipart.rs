@@ -1,0 +1,1216 @@
+//! `multipart/x-mixed-replace` bodies as cameras and ffmpeg really send them: an incremental,
+//! tolerant state machine that finds each JPEG part, resyncs after damage, and never buffers
+//! more than one frame.
+//!
+//! Tolerated (see the quirk list Q1–Q20 in `notes/reliability.md` §2): any case in header
+//! names, LF or CRLF lines, missing or extra blank lines, repeated delimiters, `--b--` mid-stream,
+//! a boundary written with extra dashes, no first delimiter (headers first, or raw JPEG), a
+//! header glued to the delimiter, missing or wrong Content-Length, padding after EOI, and parts
+//! that are not JPEGs (skipped without a report). The part's JPEG is cut out from its `FF D8` to
+//! its `FF D9`; everything between parts is thrown away as it is read.
+
+use bytes::{Buf, BytesMut};
+
+use super::Piece;
+use super::concat::{EndScanner, SOI, Scan, oversize, soi_prefix_len};
+
+/// Most bytes of header lines one part may have (multipart-stream-rs uses the same 8 KiB).
+/// Above it the part is rejected and the parser resyncs, so headers can never eat memory.
+pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
+
+/// Longest line still examined as a possible delimiter. RFC 2046 caps a boundary at 70
+/// characters; the slack covers extra dashes, a closing `--` and transport padding.
+pub const MAX_DELIMITER_LINE: usize = 256;
+
+/// The header prefix that starts a part without a delimiter (Q6, Q9): `Content-Type`,
+/// `Content-Length`. Matched case-insensitively at the start of a line while resyncing.
+const HEADER_PREFIX: &[u8] = b"content-";
+
+/// What a part's `Content-Type` says it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `image/jpeg` or `image/jpg`: anything but a JPEG in it is reported.
+    Jpeg,
+    /// No Content-Type: a JPEG if it starts like one, otherwise skipped.
+    Unlabelled,
+    /// Some other type (`video/x-h264`, `text/plain`, ...): skipped without a report.
+    Other,
+}
+
+/// What the header lines of the current part said.
+#[derive(Debug, Clone, Copy)]
+struct PartHeaders {
+    kind: Kind,
+    /// The announced length, saturated: never used to allocate, only compared and counted.
+    content_length: Option<u64>,
+    /// Non-blank lines seen, so blank lines before the first one can be skipped.
+    lines: usize,
+}
+
+impl PartHeaders {
+    const fn new() -> Self {
+        Self {
+            kind: Kind::Unlabelled,
+            content_length: None,
+            lines: 0,
+        }
+    }
+}
+
+/// Where the parser is. In every state the buffer starts at the first unconsumed byte.
+#[derive(Debug)]
+enum State {
+    /// Between parts (or lost): dropping bytes until a delimiter line, or, when `resync_jpeg`
+    /// is set, a `Content-` header line or `FF D8 FF`.
+    Seek {
+        /// The buffer starts at the beginning of a line.
+        line_start: bool,
+        /// False while skipping a non-JPEG or oversize part: only a delimiter ends that.
+        resync_jpeg: bool,
+    },
+    /// Reading a part's header lines.
+    Headers {
+        part: PartHeaders,
+        /// Header bytes this part has used, against [`MAX_PART_HEADER_BYTES`].
+        used: usize,
+        /// Bytes of the current line already searched for its LF.
+        searched: usize,
+    },
+    /// A possible JPEG part with a believable Content-Length: waiting for `len` bytes and one
+    /// more to check that the part really ends there.
+    Sized { len: usize, kind: Kind },
+    /// A possible JPEG part whose end must be found from its structure: skip blank lines, then
+    /// expect `FF D8 FF`.
+    BodyStart { kind: Kind },
+    /// Inside a JPEG that starts at offset 0 of the buffer, walking it to its end.
+    Image { scanner: EndScanner },
+    /// Dropping a non-JPEG part of known length.
+    SkipBytes { remaining: u64 },
+}
+
+/// The line-oriented state a part ends in: the next delimiter may follow without a CRLF.
+const AFTER_PART: State = State::Seek {
+    line_start: true,
+    resync_jpeg: true,
+};
+
+/// Splits a multipart body into one piece per JPEG part.
+#[derive(Debug)]
+pub(crate) struct MultipartSplitter {
+    buf: BytesMut,
+    max_frame_bytes: usize,
+    /// The boundary without its leading dashes; `None` until learned from the first `--` line.
+    boundary: Option<Vec<u8>>,
+    state: State,
+    eof: bool,
+}
+
+/// What one step of the state machine produced.
+enum Step {
+    /// State changed or bytes were consumed; keep going.
+    Continue,
+    /// Nothing more can be done with the buffered bytes.
+    NeedMore,
+    /// A piece for the caller.
+    Piece(Piece),
+}
+
+impl MultipartSplitter {
+    pub(crate) fn new(boundary: Option<&str>, max_frame_bytes: usize) -> Self {
+        let boundary = boundary
+            .map(|b| b.trim_start_matches('-').trim().as_bytes().to_vec())
+            .filter(|b| !b.is_empty());
+        Self {
+            buf: BytesMut::new(),
+            max_frame_bytes,
+            boundary,
+            state: State::Seek {
+                line_start: true,
+                resync_jpeg: true,
+            },
+            eof: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    pub(crate) fn finish(&mut self) -> Option<Piece> {
+        self.eof = true;
+        self.next_piece()
+    }
+
+    pub(crate) fn next_piece(&mut self) -> Option<Piece> {
+        loop {
+            match self.step() {
+                Step::Continue => {}
+                Step::Piece(piece) => return Some(piece),
+                Step::NeedMore => {
+                    if self.eof {
+                        self.buf.clear();
+                        self.state = AFTER_PART;
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) -> Step {
+        match self.state {
+            State::Seek {
+                line_start: true,
+                resync_jpeg,
+            } => self.seek_line_start(resync_jpeg),
+            State::Seek {
+                line_start: false,
+                resync_jpeg,
+            } => self.seek_line(resync_jpeg),
+            State::Headers {
+                part,
+                used,
+                searched,
+            } => self.headers(part, used, searched),
+            State::Sized { len, kind } => self.sized(len, kind),
+            State::BodyStart { kind } => self.body_start(kind),
+            State::Image { .. } => self.image(),
+            State::SkipBytes { remaining } => {
+                let n = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(self.buf.len());
+                self.buf.advance(n);
+                let remaining = remaining - n as u64;
+                if remaining == 0 {
+                    self.state = AFTER_PART;
+                    return Step::Continue;
+                }
+                self.state = State::SkipBytes { remaining };
+                Step::NeedMore
+            }
+        }
+    }
+
+    /// At the start of a line while resyncing: is this a delimiter, a header, or a JPEG?
+    fn seek_line_start(&mut self, resync_jpeg: bool) -> Step {
+        let not_here = State::Seek {
+            line_start: false,
+            resync_jpeg,
+        };
+        let Some(&first) = self.buf.first() else {
+            return Step::NeedMore;
+        };
+        match first {
+            b'\r' | b'\n' => {
+                self.buf.advance(1);
+                return Step::Continue;
+            }
+            b'-' => {
+                let window = &self.buf[..self.buf.len().min(MAX_DELIMITER_LINE)];
+                let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+                    if window.len() == MAX_DELIMITER_LINE {
+                        self.state = not_here; // too long to be a delimiter
+                        return Step::Continue;
+                    }
+                    return Step::NeedMore;
+                };
+                match self.delimiter(lf) {
+                    Some(rest) => {
+                        self.buf.advance(rest);
+                        self.state = State::Headers {
+                            part: PartHeaders::new(),
+                            used: 0,
+                            searched: 0,
+                        };
+                    }
+                    None => self.state = not_here,
+                }
+                return Step::Continue;
+            }
+            _ if !resync_jpeg => {}
+            0xFF => match prefix_state(&self.buf, &SOI, false) {
+                Prefix::Yes => {
+                    self.state = State::Image {
+                        scanner: EndScanner::new(),
+                    };
+                    return Step::Continue;
+                }
+                Prefix::Maybe if !self.eof => return Step::NeedMore,
+                _ => {}
+            },
+            _ => match prefix_state(&self.buf, HEADER_PREFIX, true) {
+                Prefix::Yes => {
+                    self.state = State::Headers {
+                        part: PartHeaders::new(),
+                        used: 0,
+                        searched: 0,
+                    };
+                    return Step::Continue;
+                }
+                Prefix::Maybe if !self.eof => return Step::NeedMore,
+                _ => {}
+            },
+        }
+        self.state = not_here;
+        Step::Continue
+    }
+
+    /// Inside a line (or binary junk) while resyncing: drop bytes up to the next LF, or up to
+    /// `FF D8 FF` when a JPEG may start anywhere.
+    fn seek_line(&mut self, resync_jpeg: bool) -> Step {
+        let found = if resync_jpeg {
+            self.buf
+                .iter()
+                .enumerate()
+                .position(|(i, &b)| b == b'\n' || (b == 0xFF && self.buf[i..].starts_with(&SOI)))
+        } else {
+            self.buf.iter().position(|&b| b == b'\n')
+        };
+        match found {
+            Some(at) if self.buf[at] == b'\n' => {
+                self.buf.advance(at + 1);
+                self.state = State::Seek {
+                    line_start: true,
+                    resync_jpeg,
+                };
+            }
+            Some(at) => {
+                self.buf.advance(at);
+                self.state = State::Image {
+                    scanner: EndScanner::new(),
+                };
+            }
+            None => {
+                let keep = if resync_jpeg {
+                    soi_prefix_len(&self.buf)
+                } else {
+                    0
+                };
+                self.buf.advance(self.buf.len() - keep);
+                return Step::NeedMore;
+            }
+        }
+        Step::Continue
+    }
+
+    /// Checks whether the first `line_len` bytes (a line, without its LF) are a delimiter.
+    /// Returns how many bytes to consume: the whole line, or only up to a header glued to the
+    /// delimiter (Q7: `--boundaryContent-Type: image/jpeg`). Learns the boundary if unknown.
+    fn delimiter(&mut self, line_len: usize) -> Option<usize> {
+        let line = trim_cr(&self.buf[..line_len]);
+        let after_dashes = trim_start_dashes(line);
+        if line.len() - after_dashes.len() < 2 {
+            return None;
+        }
+        match &self.boundary {
+            Some(boundary) => {
+                let rest = after_dashes.strip_prefix(boundary.as_slice())?;
+                let rest = rest.strip_prefix(b"--").unwrap_or(rest); // `--b--` mid-stream (Q10)
+                if rest.trim_ascii().is_empty() {
+                    return Some(line_len + 1);
+                }
+                if rest.contains(&b':') {
+                    let glued = line.len() - rest.len();
+                    return Some(glued);
+                }
+                None
+            }
+            None => {
+                let token = boundary_token(line)?;
+                self.boundary = Some(token.to_vec());
+                Some(line_len + 1)
+            }
+        }
+    }
+
+    /// Reads header lines until the blank line that ends them.
+    fn headers(&mut self, mut part: PartHeaders, used: usize, searched: usize) -> Step {
+        // The body may start without a blank line before it (missing CRLF).
+        match prefix_state(&self.buf, &SOI, false) {
+            Prefix::Yes => return self.start_body(part),
+            Prefix::Maybe if !self.eof && !self.buf.is_empty() => return Step::NeedMore,
+            _ => {}
+        }
+        let budget = MAX_PART_HEADER_BYTES - used;
+        let window = &self.buf[..self.buf.len().min(budget)];
+        let Some(lf) = window[searched.min(window.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+        else {
+            if window.len() == budget {
+                self.state = State::Seek {
+                    line_start: false,
+                    resync_jpeg: true,
+                };
+                return Step::Piece(Piece::Rejected(format!(
+                    "malformed: part headers exceed {MAX_PART_HEADER_BYTES} bytes"
+                )));
+            }
+            if self.eof && part.kind == Kind::Jpeg {
+                self.state = AFTER_PART;
+                return Step::Piece(Piece::Rejected(
+                    "truncated: stream ended inside part headers".into(),
+                ));
+            }
+            self.state = State::Headers {
+                part,
+                used,
+                searched: window.len(),
+            };
+            return Step::NeedMore;
+        };
+        let lf = searched.min(window.len()) + lf;
+        let used = used + lf + 1;
+        if self.buf[..lf].trim_ascii().is_empty() {
+            self.buf.advance(lf + 1);
+            if part.lines == 0 {
+                self.state = State::Headers {
+                    part,
+                    used,
+                    searched: 0,
+                };
+                return Step::Continue; // extra blank lines before the headers
+            }
+            return self.start_body(part);
+        }
+        if self.buf.starts_with(b"--")
+            && let Some(consume) = self.delimiter(lf)
+        {
+            // A repeated delimiter (Q5): start the part afresh.
+            self.buf.advance(consume);
+            self.state = State::Headers {
+                part: PartHeaders::new(),
+                used: 0,
+                searched: 0,
+            };
+            return Step::Continue;
+        }
+        let line = trim_cr(&self.buf[..lf]);
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = line[..colon].trim_ascii();
+            let value = line[colon + 1..].trim_ascii();
+            if name.eq_ignore_ascii_case(b"content-type") {
+                part.kind = kind_of(value);
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                part.content_length = parse_length(value);
+            }
+        }
+        part.lines += 1;
+        self.buf.advance(lf + 1);
+        self.state = State::Headers {
+            part,
+            used,
+            searched: 0,
+        };
+        Step::Continue
+    }
+
+    /// The headers are done: choose how to find the end of the body.
+    fn start_body(&mut self, part: PartHeaders) -> Step {
+        let max = self.max_frame_bytes;
+        let length = part.content_length.filter(|&n| n > 0);
+        match (part.kind, length) {
+            (Kind::Other, Some(n)) if n <= max as u64 => {
+                self.state = State::SkipBytes { remaining: n };
+            }
+            (Kind::Other, _) => {
+                self.state = State::Seek {
+                    line_start: true,
+                    resync_jpeg: false,
+                }
+            }
+            (_, Some(n)) if n > max as u64 => {
+                // Q19: compared before anything is buffered; the part is skipped by delimiter.
+                self.state = State::Seek {
+                    line_start: true,
+                    resync_jpeg: false,
+                };
+                return Step::Piece(Piece::Rejected(format!(
+                    "too large: part announces {n} bytes, limit is {max}"
+                )));
+            }
+            (kind, Some(n)) => {
+                self.state = State::Sized {
+                    len: n as usize,
+                    kind,
+                }
+            }
+            (kind, None) => self.state = State::BodyStart { kind },
+        }
+        Step::Continue
+    }
+
+    /// A part with a Content-Length: trust it only if the stream looks like a part boundary
+    /// right after it, otherwise find the end from the JPEG structure (wrong lengths exist).
+    fn sized(&mut self, len: usize, kind: Kind) -> Step {
+        let fits = match self.buf.get(len) {
+            Some(b'\r' | b'\n' | b'-') => true,
+            Some(_) => false,
+            None if self.eof => self.buf.len() == len,
+            None => return Step::NeedMore,
+        };
+        if !fits {
+            self.state = State::BodyStart { kind };
+            return Step::Continue;
+        }
+        self.state = AFTER_PART;
+        if !self.buf.starts_with(&SOI) {
+            self.buf.advance(len);
+            return match kind {
+                Kind::Jpeg => Step::Piece(not_a_jpeg()),
+                _ => Step::Continue,
+            };
+        }
+        match EndScanner::new().scan(&self.buf[..len]) {
+            Scan::End(end) => {
+                let frame = self.buf.split_to(end).freeze();
+                self.buf.advance(len - end); // padding after EOI (Q13)
+                Step::Piece(Piece::Frame(frame))
+            }
+            Scan::NewImage(at) => {
+                // A cut-off image, then another one: walk the second without the length.
+                self.buf.advance(at);
+                self.state = State::Image {
+                    scanner: EndScanner::new(),
+                };
+                Step::Piece(truncated_by_next())
+            }
+            Scan::NeedMore => {
+                self.buf.advance(len);
+                Step::Piece(Piece::Rejected(
+                    "truncated: part ended before end-of-image marker".into(),
+                ))
+            }
+            Scan::Malformed(reason, _) => {
+                self.buf.advance(len);
+                Step::Piece(Piece::Rejected(format!("malformed: {reason}")))
+            }
+        }
+    }
+
+    /// A part whose end is unknown: skip blank lines, then it must start with `FF D8 FF`.
+    fn body_start(&mut self, kind: Kind) -> Step {
+        let blank = self
+            .buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        self.buf.advance(blank);
+        match prefix_state(&self.buf, &SOI, false) {
+            Prefix::Yes => {
+                self.state = State::Image {
+                    scanner: EndScanner::new(),
+                };
+                Step::Continue
+            }
+            Prefix::Maybe if !self.eof => Step::NeedMore,
+            _ if self.buf.is_empty() && !self.eof => Step::NeedMore,
+            _ => {
+                self.state = AFTER_PART;
+                match kind {
+                    Kind::Jpeg if self.eof && self.buf.is_empty() => Step::Piece(Piece::Rejected(
+                        "truncated: stream ended before the part's image".into(),
+                    )),
+                    Kind::Jpeg => Step::Piece(not_a_jpeg()),
+                    _ => Step::Continue,
+                }
+            }
+        }
+    }
+
+    /// Walks the JPEG at the start of the buffer to its end-of-image marker.
+    fn image(&mut self) -> Step {
+        let State::Image { scanner } = &mut self.state else {
+            unreachable!("image() is only called in State::Image");
+        };
+        let max = self.max_frame_bytes;
+        match scanner.scan(&self.buf) {
+            Scan::End(end) if end > max => {
+                self.buf.advance(end);
+                self.state = AFTER_PART;
+                Step::Piece(oversize(max))
+            }
+            Scan::End(end) => {
+                let frame = self.buf.split_to(end).freeze();
+                self.state = AFTER_PART;
+                Step::Piece(Piece::Frame(frame))
+            }
+            Scan::NewImage(at) => {
+                self.buf.advance(at);
+                *scanner = EndScanner::new();
+                Step::Piece(truncated_by_next())
+            }
+            Scan::Malformed(reason, at) => {
+                self.buf.advance(at);
+                self.state = State::Seek {
+                    line_start: false,
+                    resync_jpeg: true,
+                };
+                Step::Piece(Piece::Rejected(format!("malformed: {reason}")))
+            }
+            Scan::NeedMore if scanner.known_len().max(self.buf.len()) > max => {
+                // Resync inside what was read, but past the header segments so that an EXIF
+                // thumbnail is not taken for the next frame.
+                let resume = scanner.resume_point(self.buf.len());
+                self.buf.advance(resume);
+                self.state = State::Seek {
+                    line_start: false,
+                    resync_jpeg: true,
+                };
+                Step::Piece(oversize(max))
+            }
+            Scan::NeedMore if self.eof => {
+                self.buf.clear();
+                self.state = AFTER_PART;
+                Step::Piece(Piece::Rejected(
+                    "truncated: stream ended before end-of-image marker".into(),
+                ))
+            }
+            Scan::NeedMore => Step::NeedMore,
+        }
+    }
+}
+
+fn not_a_jpeg() -> Piece {
+    Piece::Rejected("not a JPEG: image part does not start with FF D8 FF".into())
+}
+
+fn truncated_by_next() -> Piece {
+    Piece::Rejected("truncated: next image began before end-of-image marker".into())
+}
+
+/// Whether `bytes` starts with `prefix`, may still (too few bytes), or cannot.
+#[derive(Debug, PartialEq, Eq)]
+enum Prefix {
+    Yes,
+    Maybe,
+    No,
+}
+
+fn prefix_state(bytes: &[u8], prefix: &[u8], ignore_case: bool) -> Prefix {
+    let n = bytes.len().min(prefix.len());
+    let same = if ignore_case {
+        bytes[..n].eq_ignore_ascii_case(&prefix[..n])
+    } else {
+        bytes[..n] == prefix[..n]
+    };
+    match (same, n == prefix.len()) {
+        (false, _) => Prefix::No,
+        (true, true) => Prefix::Yes,
+        (true, false) => Prefix::Maybe,
+    }
+}
+
+/// The boundary a `--` line announces (leading dashes, a closing `--` and padding removed), if
+/// it can be one: only printable ASCII, so binary junk after an LF is never taken for it.
+pub(crate) fn boundary_token(line: &[u8]) -> Option<&[u8]> {
+    let line = trim_cr(line);
+    let token = trim_start_dashes(line);
+    if line.len() - token.len() < 2 {
+        return None;
+    }
+    let token = token.trim_ascii_end();
+    let token = token.strip_suffix(b"--").unwrap_or(token);
+    let printable = token.iter().all(|&b| (0x20..0x7F).contains(&b));
+    (printable && !token.is_empty()).then_some(token)
+}
+
+pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim_start_dashes(bytes: &[u8]) -> &[u8] {
+    let dashes = bytes.iter().take_while(|&&b| b == b'-').count();
+    &bytes[dashes..]
+}
+
+/// Classifies a Content-Type value by its media type (parameters ignored).
+fn kind_of(value: &[u8]) -> Kind {
+    let media = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if media.is_empty() {
+        Kind::Unlabelled
+    } else if media.eq_ignore_ascii_case(b"image/jpeg") || media.eq_ignore_ascii_case(b"image/jpg")
+    {
+        Kind::Jpeg
+    } else {
+        Kind::Other
+    }
+}
+
+/// Parses a Content-Length value; absurd values saturate so that the cap check rejects them.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpeg::{self, tests as samples};
+    use crate::mjpeg::Framing;
+    use crate::mjpeg::tests::{frames, rejections, split, split_everywhere};
+    use proptest::prelude::*;
+
+    const MAX: usize = 1 << 20;
+    const FFMPEG_MPJPEG: &[u8] = include_bytes!("../../tests/fixtures/ffmpeg-160x120.mpjpeg");
+
+    fn b() -> Framing {
+        Framing::Multipart(Some("b".into()))
+    }
+
+    fn jpegs(n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| samples::sample_jpeg(8 + 8 * (i as u16 % 2), 8, 100 + i))
+            .collect()
+    }
+
+    /// A well-formed part: delimiter, headers, body, CRLF.
+    fn part(frame: &[u8], with_length: bool) -> Vec<u8> {
+        let mut out = b"--b\r\nContent-Type: image/jpeg\r\n".to_vec();
+        if with_length {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", frame.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(frame);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    #[test]
+    fn q1_ffmpeg_mpjpeg_fixture() {
+        let boundary = Framing::Multipart(Some("ffmpeg".into()));
+        let pieces = split(&boundary, MAX, [FFMPEG_MPJPEG]);
+        let got = frames(&pieces);
+        assert_eq!(got.len(), 5);
+        assert!(rejections(&pieces).is_empty());
+        for frame in &got {
+            assert_eq!(jpeg::inspect(frame).unwrap().len, frame.len());
+        }
+        for size in [1, 2, 3, 7, 100, 4096] {
+            assert_eq!(
+                split(&boundary, MAX, FFMPEG_MPJPEG.chunks(size)),
+                pieces,
+                "chunks of {size}"
+            );
+        }
+        for at in (0..FFMPEG_MPJPEG.len()).step_by(97) {
+            let (x, y) = FFMPEG_MPJPEG.split_at(at);
+            assert_eq!(split(&boundary, MAX, [x, y]), pieces, "split at {at}");
+        }
+        // Same frames as the concatenated fixture made with the same settings.
+        let raw = include_bytes!("../../tests/fixtures/ffmpeg-160x120.mjpeg");
+        assert_eq!(got.concat(), raw.to_vec());
+    }
+
+    #[test]
+    fn q1_ffmpeg_layout_split_at_every_byte() {
+        // Delimiter after each part, lower-case header names, no closing delimiter.
+        let frames_in = jpegs(3);
+        let mut input = b"--ffmpeg\r\n".to_vec();
+        for frame in &frames_in {
+            let head = format!(
+                "Content-type: image/jpeg\r\nContent-length: {}\r\n\r\n",
+                frame.len()
+            );
+            input.extend_from_slice(head.as_bytes());
+            input.extend_from_slice(frame);
+            input.extend_from_slice(b"\r\n--ffmpeg\r\n");
+        }
+        let pieces = split_everywhere(&Framing::Multipart(Some("ffmpeg".into())), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn q2_unknown_boundary_is_learned_from_first_line() {
+        let pieces = split(&Framing::Multipart(None), MAX, FFMPEG_MPJPEG.chunks(1000));
+        assert_eq!(frames(&pieces).len(), 5);
+        let sniffed = crate::mjpeg::sniff(&FFMPEG_MPJPEG[..64]).unwrap();
+        assert_eq!(split(&sniffed, MAX, [FFMPEG_MPJPEG]), pieces);
+    }
+
+    #[test]
+    fn q3_dashes_inside_boundary_parameter() {
+        let frames_in = jpegs(2);
+        let body = |frame: &[u8], dashes: &str| {
+            let mut out =
+                format!("{dashes}myboundary\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+            out.extend_from_slice(frame);
+            out.extend_from_slice(b"\r\n");
+            out
+        };
+        let input = [body(&frames_in[0], "--"), body(&frames_in[1], "----")].concat();
+        for param in ["--myboundary", "myboundary"] {
+            let framing = Framing::Multipart(Some(param.into()));
+            let pieces = split_everywhere(&framing, MAX, &input);
+            assert_eq!(frames(&pieces), frames_in, "boundary={param}");
+        }
+    }
+
+    #[test]
+    fn q4_quoted_boundary_from_content_type() {
+        let framing = Framing::Multipart(crate::mjpeg::boundary_from_content_type(
+            "multipart/x-mixed-replace;charset=x; boundary=\"b\"",
+        ));
+        let frames_in = jpegs(2);
+        let input = [part(&frames_in[0], true), part(&frames_in[1], false)].concat();
+        assert_eq!(frames(&split_everywhere(&framing, MAX, &input)), frames_in);
+    }
+
+    #[test]
+    fn q5_repeated_delimiters_and_bare_lf_lines() {
+        let frames_in = jpegs(2);
+        let mut input = b"--b\n--b\nContent-type:image/jpeg\n\n".to_vec();
+        input.extend_from_slice(&frames_in[0]);
+        input.extend_from_slice(b"\n--b\n--b\r\n--b\nContent-Length: ");
+        input.extend_from_slice(frames_in[1].len().to_string().as_bytes());
+        input.extend_from_slice(b"\n\n");
+        input.extend_from_slice(&frames_in[1]);
+        input.extend_from_slice(b"\n--b\n");
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(
+            pieces,
+            frames_in
+                .into_iter()
+                .map(|f| Piece::Frame(f.into()))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn q6_headers_first_without_initial_boundary() {
+        let frames_in = jpegs(2);
+        let mut input = format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            frames_in[0].len()
+        )
+        .into_bytes();
+        input.extend_from_slice(&frames_in[0]);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&part(&frames_in[1], true));
+        input.extend_from_slice(b"--b\r\n"); // boundary used as a trailer
+        for framing in [b(), Framing::Multipart(None)] {
+            assert_eq!(frames(&split_everywhere(&framing, MAX, &input)), frames_in);
+        }
+        assert_eq!(crate::mjpeg::sniff(&input), Some(Framing::Multipart(None)));
+    }
+
+    #[test]
+    fn q7_no_crlf_after_boundary() {
+        let frames_in = jpegs(2);
+        let mut input = Vec::new();
+        for frame in &frames_in {
+            input.extend_from_slice(b"--jpgboundaryContent-type: image/jpeg\r\n\r\n");
+            input.extend_from_slice(frame);
+            input.extend_from_slice(b"\r\n");
+        }
+        let framing = Framing::Multipart(Some("jpgboundary".into()));
+        assert_eq!(frames(&split_everywhere(&framing, MAX, &input)), frames_in);
+        // Unknown boundary: the wrong one is learned, yet frames are still found by resync.
+        let learned = split(&Framing::Multipart(None), MAX, [&input[..]]);
+        assert_eq!(frames(&learned), frames_in);
+    }
+
+    #[test]
+    fn q8_no_content_length_scans_the_jpeg_to_its_end() {
+        let frames_in = vec![
+            samples::sample_jpeg(16, 16, 1),
+            samples::progressive_jpeg(16, 8, 2),
+            samples::exif_thumbnail_jpeg(8, 8, 3),
+            samples::restart_jpeg(8, 8, 4),
+        ];
+        let input: Vec<u8> = frames_in.iter().flat_map(|f| part(f, false)).collect();
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn q8_part_without_length_over_the_cap_is_rejected_and_resynced() {
+        let big = samples::sample_jpeg(64, 64, 5);
+        let small = samples::sample_jpeg(8, 8, 6);
+        let max = big.len() - 1;
+        let input = [part(&small, false), part(&big, false), part(&small, false)].concat();
+        let pieces = split_everywhere(&b(), max, &input);
+        assert_eq!(frames(&pieces), vec![small.clone(), small]);
+        assert_eq!(
+            rejections(&pieces),
+            vec![format!("too large: frame exceeds {max} bytes")]
+        );
+    }
+
+    #[test]
+    fn q9_blank_line_instead_of_delimiter() {
+        let frames_in = jpegs(3);
+        let mut input = part(&frames_in[0], true);
+        input.extend_from_slice(b"\r\n\r\n");
+        input.extend_from_slice(&frames_in[1]);
+        input.extend_from_slice(b"\r\n\r\nContent-Type: image/jpeg\r\n\r\n");
+        input.extend_from_slice(&frames_in[2]);
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn q10_closing_delimiter_mid_stream_and_non_jpeg_parts() {
+        let frames_in = jpegs(3);
+        // A non-JPEG body that even contains FF D8 FF: it must not be taken for a frame.
+        let h264 = b"\x00\x00\x00\x01\x67\xFF\xD8\xFF\xE0 not a frame \xFF\xD9";
+        let mut input = Vec::new();
+        for (i, frame) in frames_in.iter().enumerate() {
+            input.extend_from_slice(b"--b--\r\nContent-Type: video/x-h264\r\n");
+            if i % 2 == 0 {
+                input.extend_from_slice(format!("Content-Length: {}\r\n", h264.len()).as_bytes());
+            }
+            input.extend_from_slice(b"\r\n");
+            input.extend_from_slice(h264);
+            input.extend_from_slice(b"\r\n--b--\r\nContent-Type: image/jpeg\r\n\r\n");
+            input.extend_from_slice(frame);
+            input.extend_from_slice(b"\r\n--b--\r\nContent-Type: text/plain\r\n\r\nhello\r\n");
+        }
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty(), "{pieces:?}");
+    }
+
+    #[test]
+    fn q11_missing_and_extra_crlfs() {
+        let frames_in = jpegs(3);
+        let mut input = b"\r\n\r\n\r\n--b\r\n\r\n\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        input.extend_from_slice(&frames_in[0]);
+        input.extend_from_slice(b"--b\r\nContent-Type: image/jpeg\r\n"); // no CRLF before, no blank line after
+        input.extend_from_slice(&frames_in[1]);
+        input.extend_from_slice(b"\r\n\r\n\r\n\r\n--b\r\n");
+        input.extend_from_slice(&frames_in[2]); // no headers, no blank line
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn q12_chunked_transfer_encoding() {
+        let frames_in = jpegs(3);
+        let body: Vec<u8> = frames_in.iter().flat_map(|f| part(f, true)).collect();
+        // After de-chunking (hyper's job), HTTP chunk edges are just chunk edges.
+        let http_chunks: Vec<&[u8]> = body.chunks(333).collect();
+        assert_eq!(
+            frames(&split(&b(), MAX, http_chunks.iter().copied())),
+            frames_in
+        );
+        // Fed the raw chunked encoding by mistake, the parser still ends and stays bounded.
+        let mut raw = Vec::new();
+        for chunk in &http_chunks {
+            raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            raw.extend_from_slice(chunk);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        for piece in split(&b(), MAX, raw.chunks(100)) {
+            if let Piece::Frame(frame) = piece {
+                assert!(frame.starts_with(&SOI) && frame.ends_with(&[0xFF, 0xD9]));
+            }
+        }
+    }
+
+    #[test]
+    fn q13_padding_after_eoi_is_trimmed() {
+        let frames_in = jpegs(2);
+        let mut input = Vec::new();
+        for (i, frame) in frames_in.iter().enumerate() {
+            let mut padded = frame.clone();
+            padded.extend_from_slice(&[0; 16]);
+            input.extend_from_slice(&part(&padded, i == 0));
+        }
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn q14_truncated_jpeg_is_rejected() {
+        let frames_in = jpegs(3);
+        let cut = &frames_in[0][..frames_in[0].len() - 30];
+        // Content-Length that matches the cut-off body, then no length at all, then EOF.
+        let input = [
+            part(cut, true),
+            part(&frames_in[1], true),
+            part(cut, false),
+            part(&frames_in[2], true),
+            b"--b\r\nContent-Type: image/jpeg\r\n\r\n".to_vec(),
+            cut.to_vec(),
+        ]
+        .concat();
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in[1..].to_vec());
+        assert_eq!(
+            rejections(&pieces),
+            vec![
+                "truncated: part ended before end-of-image marker",
+                "truncated: next image began before end-of-image marker",
+                "truncated: stream ended before end-of-image marker",
+            ]
+        );
+    }
+
+    #[test]
+    fn q15_dht_less_frames_pass_through() {
+        let frames_in = vec![
+            samples::no_dht_jpeg(16, 16, 7),
+            samples::no_dht_jpeg(8, 8, 8),
+        ];
+        let input = [part(&frames_in[0], true), part(&frames_in[1], false)].concat();
+        assert_eq!(frames(&split_everywhere(&b(), MAX, &input)), frames_in);
+    }
+
+    #[test]
+    fn q19_huge_content_length_is_rejected_before_allocating() {
+        let frames_in = jpegs(2);
+        let mut input =
+            b"--b\r\nContent-Type: image/jpeg\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+                .to_vec();
+        input.extend_from_slice(&frames_in[0]);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&part(&frames_in[1], true));
+        let pieces = split_everywhere(&b(), 4096, &input);
+        assert_eq!(frames(&pieces), frames_in[1..].to_vec());
+        assert_eq!(
+            rejections(&pieces),
+            vec!["too large: part announces 18446744073709551615 bytes, limit is 4096"]
+        );
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn q20_joining_mid_part() {
+        let whole = frames(&split(
+            &Framing::Multipart(Some("ffmpeg".into())),
+            MAX,
+            [FFMPEG_MPJPEG],
+        ));
+        for start in (1..FFMPEG_MPJPEG.len()).step_by(211) {
+            let tail = &FFMPEG_MPJPEG[start..];
+            for framing in [
+                Framing::Multipart(Some("ffmpeg".into())),
+                Framing::Multipart(None),
+            ] {
+                let got = frames(&split(&framing, MAX, tail.chunks(512)));
+                // Every frame after the join point comes out whole and in order.
+                let expected: Vec<_> = whole
+                    .iter()
+                    .filter(|f| contains(tail, f))
+                    .cloned()
+                    .collect();
+                assert!(got.ends_with(&expected), "start {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_content_length_falls_back_to_scanning() {
+        let frames_in = jpegs(3);
+        let mut input = Vec::new();
+        for (frame, claimed) in
+            frames_in
+                .iter()
+                .zip([frames_in[0].len() - 100, frames_in[1].len() + 77, 5])
+        {
+            input.extend_from_slice(
+                format!("--b\r\nContent-Type: image/jpeg\r\nContent-Length: {claimed}\r\n\r\n")
+                    .as_bytes(),
+            );
+            input.extend_from_slice(frame);
+            input.extend_from_slice(b"\r\n");
+        }
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(frames(&pieces), frames_in);
+        assert!(rejections(&pieces).is_empty());
+    }
+
+    #[test]
+    fn part_headers_over_the_cap_are_rejected_then_resynced() {
+        let frames_in = jpegs(2);
+        let mut input = b"--b\r\nContent-Type: image/jpeg\r\n".to_vec();
+        for i in 0..200 {
+            input.extend_from_slice(format!("X-Padding-{i}: {}\r\n", "x".repeat(40)).as_bytes());
+        }
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&frames_in[0]);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&part(&frames_in[1], true));
+        let pieces = split(&b(), MAX, input.chunks(7));
+        assert_eq!(
+            pieces.first(),
+            Some(&Piece::Rejected(format!(
+                "malformed: part headers exceed {MAX_PART_HEADER_BYTES} bytes"
+            )))
+        );
+        // The body behind the oversized headers is found by resync; nothing is lost after it.
+        assert_eq!(frames(&pieces).last(), Some(&frames_in[1]));
+    }
+
+    #[test]
+    fn non_jpeg_in_a_jpeg_part_is_reported() {
+        let frame = samples::sample_jpeg(8, 8, 9);
+        let mut input = b"--b\r\nContent-Type: image/jpeg\r\n\r\nGIF89a....\r\n".to_vec();
+        input.extend_from_slice(b"--b\r\n\r\nno type, not a jpeg\r\n");
+        input.extend_from_slice(&part(&frame, true));
+        let pieces = split_everywhere(&b(), MAX, &input);
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Rejected("not a JPEG: image part does not start with FF D8 FF".into()),
+                Piece::Frame(frame.into())
+            ]
+        );
+    }
+
+    #[test]
+    fn clean_end_after_delimiter_or_in_between() {
+        let frame = samples::sample_jpeg(8, 8, 10);
+        for tail in [
+            &b""[..],
+            b"--b\r\n",
+            b"--b",
+            b"--b--\r\n",
+            b"\r\n",
+            b"--b\r\nContent-Type: text/plain\r\n\r\nab",
+        ] {
+            let input = [part(&frame, true), tail.to_vec()].concat();
+            assert_eq!(
+                split(&b(), MAX, [&input[..]]),
+                vec![Piece::Frame(frame.clone().into())],
+                "{tail:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let max = 4096;
+        let mut splitter = MultipartSplitter::new(Some("b"), max);
+        let head = samples::sample_jpeg(8, 8, 11);
+        let sos = head.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let feeds: [&[u8]; 4] = [
+            &[0x41; 600],                              // a line that never ends
+            b"--b\r\nContent-Type: image/jpeg\r\nX: ", // headers that never end
+            &[0x42; 500],
+            &[0x12; 512], // scan data without end
+        ];
+        splitter.push(b"--b\r\n\r\n");
+        splitter.push(&head[..sos + 12]);
+        for round in 0..300 {
+            splitter.push(feeds[round % 4]);
+            while splitter.next_piece().is_some() {}
+            assert!(
+                splitter.buf.len() <= max + MAX_PART_HEADER_BYTES + 600,
+                "{}",
+                splitter.buf.len()
+            );
+        }
+    }
+
+    /// How one part of a generated stream is written.
+    #[derive(Debug, Clone)]
+    struct Style {
+        length: bool,
+        lf_only: bool,
+        dashes: bool,
+        closing: bool,
+        junk: Vec<u8>,
+    }
+
+    fn style() -> impl Strategy<Value = Style> {
+        // Junk between parts: no `-` (so no delimiter or `Content-` line) and no FF (no SOI).
+        let junk = prop::collection::vec(
+            any::<u8>().prop_filter("no - or FF", |b| *b != b'-' && *b != 0xFF),
+            0..24,
+        );
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            junk,
+        )
+            .prop_map(|(length, lf_only, dashes, closing, junk)| Style {
+                length,
+                lf_only,
+                dashes,
+                closing,
+                junk,
+            })
+    }
+
+    fn stream(frames_in: &[Vec<u8>], styles: &[Style]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (frame, s) in frames_in.iter().zip(styles) {
+            let nl: &[u8] = if s.lf_only { b"\n" } else { b"\r\n" };
+            out.extend_from_slice(&s.junk);
+            out.extend_from_slice(nl);
+            out.extend_from_slice(if s.dashes { b"----b" } else { b"--b" });
+            if s.closing {
+                out.extend_from_slice(b"--");
+            }
+            out.extend_from_slice(nl);
+            out.extend_from_slice(b"content-type: image/jpeg");
+            out.extend_from_slice(nl);
+            if s.length {
+                out.extend_from_slice(format!("Content-Length: {}", frame.len()).as_bytes());
+                out.extend_from_slice(nl);
+            }
+            out.extend_from_slice(nl);
+            out.extend_from_slice(frame);
+        }
+        out
+    }
+
+    fn some_frames() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let all = [
+            samples::sample_jpeg(8, 8, 1),
+            samples::progressive_jpeg(16, 8, 2),
+            samples::exif_thumbnail_jpeg(8, 8, 3),
+            samples::no_dht_jpeg(8, 8, 4),
+        ];
+        prop::collection::vec(0..all.len(), 1..5)
+            .prop_map(move |picks| picks.into_iter().map(|i| all[i].clone()).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn chunking_never_changes_the_frames(
+            frames_in in some_frames(),
+            styles in prop::collection::vec(style(), 4),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+            learn in any::<bool>(),
+        ) {
+            let input = stream(&frames_in, &styles);
+            let framing = if learn { Framing::Multipart(None) } else { b() };
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            at.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for cut in at.into_iter().chain([input.len()]) {
+                chunks.push(&input[from..cut]);
+                from = cut;
+            }
+            let whole = split(&framing, MAX, [&input[..]]);
+            prop_assert_eq!(frames(&whole), frames_in);
+            prop_assert!(rejections(&whole).is_empty());
+            prop_assert_eq!(split(&framing, MAX, chunks), whole);
+        }
+    }
+}

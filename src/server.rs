@@ -1,0 +1,87 @@
+//! The accept loop: one task per TCP connection, each served by hyper's HTTP/1.1 engine.
+//!
+//! framecast runs its own loop instead of `axum::serve` for three reasons: a header-read timeout
+//! needs a timer installed on the connection, the write buffer limit keeps hyper from queueing
+//! several frames for a slow viewer (so it skips to the newest instead), and on shutdown every
+//! connection is closed within a deadline even when a client never leaves.
+
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tower::Service;
+
+use crate::shutdown::Shutdown;
+
+/// Time a client has to send its request headers; defends against slowloris connections.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Hyper stops pulling frames from a response once this much is queued for the socket, so a
+/// viewer that cannot keep up holds about one frame in user space, then skips to the newest.
+/// (Hyper's minimum is 8 KiB; the same limit caps the request-header buffer.)
+const WRITE_BUFFER_LIMIT: usize = 64 * 1024;
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Longest wait for open connections to close once shutdown has begun.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` until `shutdown` fires, then closes every connection.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> io::Result<()> {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.wait() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        // Frames are written whole; waiting to coalesce small writes only adds latency.
+        if let Err(err) = socket.set_nodelay(true) {
+            tracing::debug!(%err, %peer, "could not set TCP_NODELAY");
+        }
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            // The router's error type is `Infallible`: every failure is already a response.
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                router.clone().call(request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(WRITE_BUFFER_LIMIT)
+                .serve_connection(TokioIo::new(socket), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.wait() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, %peer, "connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Test helpers: a real framecast server on 127.0.0.1:0, an SSE reader, and real JPEGs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use framecast::config::Config;
+use framecast::shutdown::Shutdown;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Longest any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A framecast server running in this process, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    pub task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server without the test pattern, after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config {
+            no_test_pattern: true,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(framecast::run(listener, config, shutdown.clone()));
+        TestServer {
+            addr,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Starts a server with the default configuration minus the test pattern.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs one JPEG to `stream` and returns the status and JSON body.
+    pub async fn post_jpeg(&self, stream: &str, jpeg: &[u8]) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(self.url(&format!("/frames?stream={stream}")))
+            .header("content-type", "image/jpeg")
+            .body(jpeg.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// The `/streams` entry for `stream`.
+    pub async fn stream_status(&self, stream: &str) -> serde_json::Value {
+        let all: serde_json::Value = reqwest::get(self.url("/streams"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == stream)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// One parsed server-sent event.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+    pub comment: bool,
+}
+
+impl Event {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+
+    /// The JPEG carried by a frame event, decoded.
+    pub fn jpeg(&self) -> Vec<u8> {
+        let json = self.json();
+        base64::engine::general_purpose::STANDARD
+            .decode(json["jpeg"].as_str().expect("frame event has a jpeg field"))
+            .unwrap()
+    }
+}
+
+/// Reads events from an SSE response body, parsing the wire format as a browser would.
+pub struct EventReader {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    buffer: BytesMut,
+}
+
+impl EventReader {
+    pub async fn open(url: &str) -> EventReader {
+        let response = reqwest::Client::new()
+            .get(url)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventReader::from_body(response.bytes_stream().boxed())
+    }
+
+    pub fn from_body(body: BoxStream<'static, reqwest::Result<Bytes>>) -> EventReader {
+        EventReader {
+            body,
+            buffer: BytesMut::new(),
+        }
+    }
+
+    /// The next event or comment block; `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(end) = find(&self.buffer, b"\n\n") {
+                let block = self.buffer.split_to(end + 2);
+                return Some(parse_block(&block[..end]));
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("no event within the wait limit")?;
+            self.buffer.extend_from_slice(&chunk.ok()?);
+        }
+    }
+
+    /// The next `frame` event, skipping `retry:`, comments and other events.
+    pub async fn next_frame(&mut self) -> Option<Event> {
+        loop {
+            let event = self.next().await?;
+            if event.event.as_deref() == Some("frame") {
+                return Some(event);
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses one event block (lines without the blank line that ended it).
+pub fn parse_block(block: &[u8]) -> Event {
+    let text = std::str::from_utf8(block).expect("SSE is UTF-8");
+    let mut event = Event::default();
+    let mut data: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        if line.starts_with(':') {
+            event.comment = true;
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => event.id = Some(value.to_owned()),
+            "event" => event.event = Some(value.to_owned()),
+            "data" => data.push(value),
+            "retry" => event.retry = Some(value.parse().unwrap()),
+            other => panic!("unexpected field {other:?}"),
+        }
+    }
+    event.data = data.join("\n");
+    event
+}
+
+/// A real baseline JPEG of `width`x`height` whose content depends on `seed`.
+pub fn sample_jpeg(width: u16, height: u16, seed: u32) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for y in 0..height as u32 {
+        for x in 0..width as u32 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            // Smooth gradients plus noise: compresses like a busy camera picture.
+            rgb.push((x + seed * 7) as u8 ^ (state & 0x1f) as u8);
+            rgb.push((y + seed * 3) as u8 ^ (state >> 8 & 0x1f) as u8);
+            rgb.push((x ^ y) as u8 ^ (state >> 16 & 0x1f) as u8);
+        }
+    }
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 85)
+        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    jpeg
+}

@@ -1,0 +1,130 @@
+//! Real outside tools against the real server: ffmpeg pushing MJPEG, curl reading the stream.
+//!
+//! These need `ffmpeg` and `curl` on the PATH; the test command installs them.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::common::{EventReader, TestServer, parse_block};
+
+/// Pushes two seconds of ffmpeg's test source at 15 fps with the given muxer, in real time.
+async fn ffmpeg_push(server: &TestServer, muxer: &str, stream: &str) -> std::process::ExitStatus {
+    let url = server.url(&format!("/frames?stream={stream}"));
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=15",
+            "-t",
+            "2",
+        ])
+        .args(["-f", muxer, &url])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(20), ffmpeg.status())
+        .await
+        .expect("ffmpeg finishes")
+        .expect("ffmpeg is installed")
+}
+
+async fn assert_thirty_frames_in_order(reader: &mut EventReader) {
+    for expected in 1..=30u64 {
+        let event = reader.next_frame().await.unwrap();
+        let json = event.json();
+        assert_eq!(json["seq"], expected);
+        assert_eq!(json["width"], 320);
+        assert_eq!(json["height"], 240);
+        let jpeg = event.jpeg();
+        assert_eq!(jpeg.len() as u64, json["size"].as_u64().unwrap());
+        assert!(framecast::jpeg::inspect(&jpeg).is_ok());
+    }
+}
+
+#[tokio::test]
+async fn ffmpeg_mpjpeg_push_publishes_thirty_frames_in_order() {
+    let server = TestServer::start().await;
+    let mut reader = EventReader::open(&server.url("/events?stream=ff")).await;
+    let (status, ()) = tokio::join!(
+        ffmpeg_push(&server, "mpjpeg", "ff"),
+        assert_thirty_frames_in_order(&mut reader)
+    );
+    assert!(status.success(), "ffmpeg failed: {status}");
+    let stream = server.stream_status("ff").await;
+    assert_eq!(stream["published"], 30);
+    assert_eq!(stream["rejected"], 0);
+}
+
+#[tokio::test]
+async fn ffmpeg_mjpeg_push_publishes_thirty_frames_in_order() {
+    let server = TestServer::start().await;
+    let mut reader = EventReader::open(&server.url("/events?stream=ff")).await;
+    let (status, ()) = tokio::join!(
+        ffmpeg_push(&server, "mjpeg", "ff"),
+        assert_thirty_frames_in_order(&mut reader)
+    );
+    assert!(status.success(), "ffmpeg failed: {status}");
+    let stream = server.stream_status("ff").await;
+    assert_eq!(stream["published"], 30);
+    assert_eq!(stream["rejected"], 0);
+}
+
+#[tokio::test]
+async fn curl_n_output_parses_as_server_sent_events() {
+    let mut server = TestServer::start().await;
+    let curl = Command::new("curl")
+        .args(["-sN", "--max-time", "15", &server.url("/events?stream=c")])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("curl is installed");
+    // Wait until curl is subscribed, then publish three frames and stop the server.
+    for _ in 0..500 {
+        if server.stream_status("c").await["subscribers"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let jpegs: Vec<Vec<u8>> = (1..=3)
+        .map(|seed| crate::common::sample_jpeg(64, 48, seed))
+        .collect();
+    let mut reader = EventReader::open(&server.url("/events?stream=c")).await;
+    for jpeg in &jpegs {
+        server.post_jpeg("c", jpeg).await;
+        // Pace the frames so that curl, which reads promptly, sees each one.
+        reader.next_frame().await.unwrap();
+    }
+    server.shutdown.trigger();
+    server.task.take().unwrap().await.unwrap().unwrap();
+
+    let output = tokio::time::timeout(Duration::from_secs(10), curl.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl ends cleanly: {}",
+        output.status
+    );
+    let text = output.stdout;
+    assert!(text.ends_with(b"\n\n"));
+    let blocks: Vec<_> = text[..text.len() - 2]
+        .split(|b| *b == b'\n')
+        .collect::<Vec<_>>()
+        .split(|line| line.is_empty())
+        .map(|lines| parse_block(&lines.join(&b'\n')))
+        .collect();
+    assert_eq!(blocks[0].retry, Some(2000));
+    let frames: Vec<_> = blocks
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("frame"))
+        .collect();
+    assert_eq!(frames.len(), 3);
+    for (event, jpeg) in frames.iter().zip(&jpegs) {
+        assert_eq!(event.jpeg(), *jpeg);
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server on 127.0.0.1:0, driven by real clients over TCP.
+
+mod common;
+
+mod cors;
+mod errors;
+mod external;
+mod fanout;
+mod shutdown;
+mod slow_viewer;
+mod uploads;

@@ -1,0 +1,66 @@
+//! A viewer that stops reading costs the others nothing: they still get every frame.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+use crate::common::{EventReader, TestServer, sample_jpeg};
+
+/// Frames published at 30 fps for three seconds.
+const FRAMES: u64 = 90;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_never_reads_does_not_stop_another_from_getting_every_frame() {
+    let server = TestServer::start().await;
+
+    // The stalled viewer: a tiny receive window, a request, and then never a read.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /events?stream=s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+
+    let mut healthy = EventReader::open(&server.url("/events?stream=s")).await;
+    let frames: Vec<Vec<u8>> = (0..4).map(|seed| sample_jpeg(480, 360, seed)).collect();
+    assert!(
+        frames[0].len() > 40_000,
+        "frames should be camera-sized: {}",
+        frames[0].len()
+    );
+
+    let publisher = {
+        let url = server.url("/frames?stream=s");
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut ticks = tokio::time::interval(Duration::from_millis(1000 / 30));
+            for i in 0..FRAMES {
+                ticks.tick().await;
+                let response = client
+                    .post(&url)
+                    .header("content-type", "image/jpeg")
+                    .body(frames[i as usize % frames.len()].clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        })
+    };
+
+    for expected in 1..=FRAMES {
+        let event = healthy.next_frame().await.unwrap();
+        assert_eq!(
+            event.json()["seq"],
+            expected,
+            "the healthy viewer missed a frame"
+        );
+        assert_eq!(event.jpeg(), frames[(expected - 1) as usize % frames.len()]);
+    }
+    publisher.await.unwrap();
+    assert_eq!(server.stream_status("s").await["subscribers"], 2);
+    drop(stalled);
+}
