@@ -1,0 +1,24 @@
+// The demo's settings, read once from the page's query string.
+
+export interface DemoConfig {
+  /** framecast's base URL; empty means this page's origin (the Vite dev proxy, or framecast serving dist/). */
+  server: string
+  /** Streams to show at start, one panel each. */
+  streams: string[]
+  /** Sent as `Authorization: Bearer <token>` when set. */
+  token: string | null
+}
+
+/** `?server=http://127.0.0.1:8080&streams=default,door&token=secret` */
+export function readConfig(search: string): DemoConfig {
+  const query = new URLSearchParams(search)
+  const streams = (query.get('streams') ?? query.get('stream') ?? 'default')
+    .split(',')
+    .map(name => name.trim())
+    .filter(name => name !== '')
+  return {
+    server: (query.get('server') ?? '').replace(/\/+$/, ''),
+    streams: streams.length > 0 ? streams : ['default'],
+    token: query.get('token'),
+  }
+}

@@ -1,0 +1,271 @@
+// One framecast `/events` connection over fetch-event-source, with no React in it: open-response checks,
+// reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`), stall watchdog, headers per attempt.
+
+import { fetchEventSource, type EventSourceMessage } from '@microsoft/fetch-event-source'
+
+import { parseFrame, parseSourceStatus, type Frame, type SourceStatus } from '../frame'
+
+/** Where the connection is, as the hook reports it. */
+export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'error'
+
+/** Bounds of the reconnect delay; see {@link backoffDelay}. */
+export interface BackoffOptions {
+  /** Upper bound of the random extra delay on the first retry; it doubles with each failed attempt. */
+  initialMs?: number
+  /** Longest delay between two attempts (unless the server's `retry:` or `Retry-After` asks for more). */
+  maxMs?: number
+}
+
+/** Reconnect bounds used when the caller gives none. */
+export const DefaultBackoff: Required<BackoffOptions> = { initialMs: 500, maxMs: 30_000 }
+
+/** Reconnect floor until the server sends `retry:` (the EventSource default is about a second). */
+export const DefaultRetryFloorMs = 1_000
+
+/**
+ * How long an open stream may go without a byte (frame, status or heartbeat) before it is treated as
+ * dead. The server sends a heartbeat after 15 s of silence; 2.5 times that catches a half-open TCP
+ * connection (a laptop that slept, a proxy that dropped it) without tripping on one slow heartbeat.
+ */
+export const DefaultStallTimeoutMs = 37_500
+
+/** Content type a good `/events` response must have. */
+const EventStreamContentType = 'text/event-stream'
+
+/** Why a connection failed or stopped; `fatal` errors end the reconnect loop. */
+export class FrameStreamError extends Error {
+  /** HTTP status of the response that caused it, if any. */
+  readonly status: number | undefined
+  /** True when retrying cannot help (401, 403, 404, 204, ...): the hook stops until `reconnect()`. */
+  readonly fatal: boolean
+  /** Delay the server asked for with `Retry-After`, in milliseconds. */
+  readonly retryAfterMs: number | undefined
+
+  constructor(
+    message: string,
+    init: { status?: number; fatal?: boolean; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause })
+    this.name = 'FrameStreamError'
+    this.status = init.status
+    this.fatal = init.fatal ?? false
+    this.retryAfterMs = init.retryAfterMs
+  }
+}
+
+/** Headers sent with a request, as a plain object (fetch-event-source drops `Headers` instances). */
+export type HeaderRecord = Record<string, string>
+
+/** Everything one connection needs; all of it is read when the connection (re)opens. */
+export interface ConnectionOptions {
+  /** Absolute or page-relative URL of `/events`, query included. */
+  url: string
+  /** Returns the headers for the next attempt; called before every connect and reconnect. */
+  headers: () => HeaderRecord | Promise<HeaderRecord>
+  /** The fetch to use; the global one when absent. */
+  fetch?: typeof fetch
+  backoff: Required<BackoffOptions>
+  stallTimeoutMs: number
+}
+
+/** What the connection tells its owner. Callbacks never run after `close()`. */
+export interface ConnectionEvents {
+  /** Status changed; `error` is the latest failure (kept while reconnecting), null once open. */
+  onStatus(status: ConnectionStatus, error: FrameStreamError | null): void
+  /** A frame arrived. Runs inside the stream reader, so it must be cheap. */
+  onFrame(frame: Frame): void
+  /** The source behind the stream changed state (`event: status`). */
+  onSourceStatus(status: SourceStatus): void
+  /** A message could not be read (bad JSON); the stream goes on. */
+  onBadMessage(error: unknown): void
+}
+
+/**
+ * The delay before reconnect attempt `attempt` (1 for the first retry): the server's floor plus a
+ * uniformly random extra of up to `initialMs * 2^(attempt-1)` ("full jitter", so many clients that
+ * lost the same server do not come back in step), never above `max(maxMs, floorMs)`.
+ */
+export function backoffDelay(
+  attempt: number,
+  backoff: Required<BackoffOptions>,
+  floorMs: number,
+  random: () => number = Math.random,
+): number {
+  const room = Math.max(0, backoff.maxMs - floorMs)
+  const spread = Math.min(room, backoff.initialMs * 2 ** Math.max(0, attempt - 1))
+  return Math.round(floorMs + random() * spread)
+}
+
+/** Reads `Retry-After` (delta seconds or an HTTP date) as milliseconds from now. */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** Decides what an `/events` response means; throws a FrameStreamError unless the stream can be read. */
+function checkResponse(response: Response): void {
+  const { status } = response
+  const type = response.headers.get('content-type') ?? ''
+  if (response.ok && status !== 204 && type.startsWith(EventStreamContentType)) return
+
+  // The body will not be read: release it so the connection is not held until garbage collection.
+  void response.body?.cancel().catch(() => {})
+  if (status === 204) {
+    throw new FrameStreamError('server asked the client to stop (204 No Content)', { status, fatal: true })
+  }
+  if (status === 408 || status === 429 || status >= 500) {
+    throw new FrameStreamError(`server answered ${status}; retrying`, {
+      status,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    })
+  }
+  if (status >= 400) {
+    const why = status === 401 || status === 403 ? 'not authorized' : status === 404 ? 'no such stream' : 'request refused'
+    throw new FrameStreamError(`${why} (${status})`, { status, fatal: true })
+  }
+  throw new FrameStreamError(`expected ${EventStreamContentType}, got ${status} ${type || 'no content type'}`, {
+    status,
+  })
+}
+
+/**
+ * Opens `/events` and keeps it open until the returned function is called: reconnects after
+ * network errors, 5xx/429/408, a clean end of the body (server restart) and stalls; stops for good
+ * on 204 and other 4xx. The returned close function is idempotent and fires no callbacks.
+ */
+export function openConnection(options: ConnectionOptions, events: ConnectionEvents): () => void {
+  // One controller for the whole connection: aborting it ends fetch-event-source's loop and its retry timer.
+  const controller = new AbortController()
+  let closed = false
+  /** Failed attempts since the last good open. */
+  let attempt = 0
+  let everOpened = false
+  let retryFloorMs = DefaultRetryFloorMs
+  let lastError: FrameStreamError | null = null
+  /** Aborts only the current request; the watchdog uses it to force a retry through `onerror`. */
+  let request: AbortController | null = null
+  let lastActivity = 0
+  let stalled = false
+  let watchdog: ReturnType<typeof setInterval> | undefined
+
+  const setStatus = (status: ConnectionStatus, error: FrameStreamError | null) => {
+    if (!closed) events.onStatus(status, error)
+  }
+  const stopWatchdog = () => {
+    if (watchdog !== undefined) clearInterval(watchdog)
+    watchdog = undefined
+  }
+  const startWatchdog = () => {
+    stopWatchdog()
+    lastActivity = Date.now()
+    watchdog = setInterval(
+      () => {
+        if (closed || request === null || Date.now() - lastActivity < options.stallTimeoutMs) return
+        stalled = true
+        stopWatchdog()
+        request.abort()
+      },
+      Math.max(50, Math.floor(options.stallTimeoutMs / 4)),
+    )
+  }
+
+  // Called by fetch-event-source for every attempt, so fresh headers (a refreshed token) go out each time.
+  const fetchAttempt = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const perRequest = new AbortController()
+    const librarySignal = init?.signal
+    if (librarySignal) {
+      if (librarySignal.aborted) perRequest.abort()
+      else librarySignal.addEventListener('abort', () => perRequest.abort(), { once: true })
+    }
+    request = perRequest
+    stalled = false
+    const extra = await options.headers()
+    if (perRequest.signal.aborted || closed) throw new DOMException('connection closed', 'AbortError')
+    const headers = { ...(init?.headers as HeaderRecord | undefined), ...extra }
+    const doFetch = options.fetch ?? ((i: RequestInfo | URL, r?: RequestInit) => globalThis.fetch(i, r))
+    return doFetch(input, { ...init, headers, signal: perRequest.signal, cache: 'no-store' })
+  }
+
+  const onopen = async (response: Response) => {
+    if (closed) return
+    checkResponse(response)
+    attempt = 0
+    everOpened = true
+    lastError = null
+    startWatchdog()
+    setStatus('open', null)
+  }
+
+  const onmessage = (message: EventSourceMessage) => {
+    if (closed) return
+    lastActivity = Date.now()
+    if (message.retry !== undefined && message.retry >= 0) retryFloorMs = message.retry
+    // Comment-only blocks (`: keep-alive`) and `retry:`-only blocks arrive with empty data.
+    if (message.data === '') return
+    try {
+      if (message.event === 'status') {
+        const status = parseSourceStatus(message.data)
+        if (status) events.onSourceStatus(status)
+      } else if (message.event === 'frame' || message.event === '') {
+        const frame = parseFrame(message.data, Date.now())
+        if (frame) events.onFrame(frame)
+      }
+    } catch (error) {
+      // A throw here would make fetch-event-source drop the connection and reconnect in a loop.
+      events.onBadMessage(error)
+    }
+  }
+
+  const onclose = () => {
+    // fetch-event-source resolves (and stops) when the body ends; a server restart must reconnect instead.
+    throw new FrameStreamError('server ended the stream')
+  }
+
+  const onerror = (cause: unknown): number => {
+    stopWatchdog()
+    if (closed) throw cause
+    const error =
+      cause instanceof FrameStreamError
+        ? cause
+        : stalled
+          ? new FrameStreamError(`no data for ${options.stallTimeoutMs} ms; reconnecting`)
+          : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
+    lastError = error
+    if (error.fatal) {
+      setStatus('error', error)
+      throw error // the only way to stop fetch-event-source's retry loop
+    }
+    attempt += 1
+    setStatus(everOpened ? 'reconnecting' : 'connecting', error)
+    const delay = backoffDelay(attempt, options.backoff, retryFloorMs)
+    return Math.max(delay, error.retryAfterMs ?? 0)
+  }
+
+  setStatus('connecting', null)
+  if (!controller.signal.aborted) {
+    fetchEventSource(options.url, {
+      signal: controller.signal,
+      // The hook pauses on hidden tabs itself; the library's own pausing can orphan a connection.
+      openWhenHidden: true,
+      fetch: fetchAttempt,
+      onopen,
+      onmessage,
+      onclose,
+      onerror,
+    }).catch((error: unknown) => {
+      // Rejects only after onerror rethrew (a fatal error, already reported).
+      if (!closed && !(error instanceof FrameStreamError)) {
+        setStatus('error', lastError ?? new FrameStreamError(String(error), { fatal: true, cause: error }))
+      }
+    })
+  }
+
+  return () => {
+    if (closed) return
+    closed = true
+    stopWatchdog()
+    controller.abort()
+  }
+}

@@ -1,0 +1,303 @@
+// The React hook over one framecast stream: connection lifecycle per effect run, pausing on hidden tabs,
+// counters kept in refs and published to React a few times a second (never per frame).
+
+import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react'
+
+import type { Frame, SourceState } from '../frame'
+import {
+  DefaultBackoff,
+  DefaultStallTimeoutMs,
+  openConnection,
+  type BackoffOptions,
+  type ConnectionStatus,
+  type FrameStreamError,
+  type HeaderRecord,
+} from './connection'
+import { createFrameSlot, reportError, type FrameFeed, type FrameSlot } from './frameFeed'
+
+/** How often counters reach React by default: 4 Hz is smooth enough for numbers and cheap. */
+export const DefaultStatsIntervalMs = 250
+
+/** The window over which `fps` is measured. */
+const FpsWindowMs = 1_000
+
+export interface UseFrameStreamOptions {
+  /** URL of framecast's `/events` endpoint, absolute or relative to the page. Default `/events`. */
+  url?: string
+  /** Stream name (`[A-Za-z0-9_-]{1,64}`); the server's `default` when absent. */
+  stream?: string
+  /** Connect only while true. Default true. */
+  enabled?: boolean
+  /** Extra request headers; read on every (re)connect, so changing them does not reconnect by itself. */
+  headers?: HeaderRecord
+  /**
+   * Called before every connect and reconnect; its headers are added after `headers`. Use it for a
+   * token that expires: `getHeaders: () => ({ Authorization: `Bearer ${auth.token()}` })`. May be async.
+   */
+  getHeaders?: () => HeaderRecord | Promise<HeaderRecord>
+  /** Close the connection while the tab is hidden and reopen it when shown. Default true. */
+  pauseWhenHidden?: boolean
+  /** Reconnect delay bounds; the server's `retry:` and `Retry-After` are floors on top. */
+  backoff?: BackoffOptions
+  /** Reconnect when nothing (frame or heartbeat) arrives for this long. Default 37.5 s. */
+  stallTimeoutMs?: number
+  /** How often the returned counters update, in ms. Default 250. */
+  statsIntervalMs?: number
+  /** `'none'` asks the server to leave out the JPEG (counters only). Default `'jpeg'`. */
+  payload?: 'jpeg' | 'none'
+  /** The fetch to use (tests, custom auth, instrumentation); called for every attempt. */
+  fetch?: typeof fetch
+  /**
+   * Called for every frame, inside the stream reader: keep it cheap. Errors it throws are reported
+   * and do not affect the connection. To draw frames, prefer `frames` with `<FrameCanvas>`.
+   */
+  onFrame?: (frame: Frame) => void
+}
+
+/** Connection state and counters, as last published. */
+export interface FrameStreamStats {
+  status: ConnectionStatus
+  /** The latest failure: set while reconnecting or after a fatal error, null once open. */
+  error: FrameStreamError | null
+  /** The source's state from `event: status`, null until the server sends one. */
+  state: SourceState | null
+  /** The reason given with the source's state, if any. */
+  stateReason: string | null
+  /** Frames received per second over the last second. */
+  fps: number
+  /** Frames received since the stream (url, stream name) was chosen. */
+  received: number
+  /** Frames skipped: gaps in `seq` within a connection, plus frames replaced before a renderer took them. */
+  dropped: number
+  /** `seq` of the newest frame, null before the first. */
+  lastSeq: number | null
+  /** Mean of (receive time − server `ts`) over the last interval, in ms; null before the first frame. */
+  delayMs: number | null
+  /** Size of the newest frame. */
+  width: number
+  height: number
+  /** Successful opens so far (1 after the first connect; more after reconnects). */
+  opens: number
+}
+
+export interface FrameStream extends FrameStreamStats {
+  /** The newest-frame slot for a renderer such as `<FrameCanvas frames={...}>`. Stable per hook. */
+  frames: FrameFeed
+  /** Closes and reopens the connection, also after a fatal error (for example once a token is refreshed). */
+  reconnect(): void
+}
+
+/** Mutable counters written by the stream reader; React sees copies of them. */
+interface Counters extends Omit<FrameStreamStats, 'fps' | 'delayMs'> {
+  /** `seq` a gap is measured from; reset on every open so time away is not counted as drops. */
+  gapFrom: number | null
+  delaySum: number
+  delayCount: number
+  delayMs: number | null
+  fps: number
+  /** (time, received) samples for the fps window. */
+  samples: Array<[number, number]>
+}
+
+function freshCounters(): Counters {
+  return {
+    status: 'closed',
+    error: null,
+    state: null,
+    stateReason: null,
+    received: 0,
+    dropped: 0,
+    lastSeq: null,
+    width: 0,
+    height: 0,
+    opens: 0,
+    gapFrom: null,
+    delaySum: 0,
+    delayCount: 0,
+    delayMs: null,
+    fps: 0,
+    samples: [],
+  }
+}
+
+function statsOf(c: Counters): FrameStreamStats {
+  return {
+    status: c.status,
+    error: c.error,
+    state: c.state,
+    stateReason: c.stateReason,
+    fps: c.fps,
+    received: c.received,
+    dropped: c.dropped,
+    lastSeq: c.lastSeq,
+    delayMs: c.delayMs,
+    width: c.width,
+    height: c.height,
+    opens: c.opens,
+  }
+}
+
+function sameStats(a: FrameStreamStats, b: FrameStreamStats): boolean {
+  return (Object.keys(a) as Array<keyof FrameStreamStats>).every(key => Object.is(a[key], b[key]))
+}
+
+/** Folds the frames since the last tick into `fps` and `delayMs`. */
+function tick(c: Counters, now: number): void {
+  c.samples.push([now, c.received])
+  while (c.samples.length > 2 && now - c.samples[1]![0] >= FpsWindowMs) c.samples.shift()
+  const [t0, r0] = c.samples[0]!
+  c.fps = now > t0 ? Math.round(((c.received - r0) * 1000) / (now - t0) * 10) / 10 : 0
+  if (c.delayCount > 0) c.delayMs = Math.round(c.delaySum / c.delayCount)
+  c.delaySum = 0
+  c.delayCount = 0
+}
+
+function subscribeVisibility(onChange: () => void): () => void {
+  document.addEventListener('visibilitychange', onChange)
+  return () => document.removeEventListener('visibilitychange', onChange)
+}
+const isHidden = () => document.visibilityState === 'hidden'
+const neverHidden = () => false
+
+/** The `/events` URL for a stream, resolved against the page. */
+function eventsUrl(url: string, stream: string | undefined, payload: 'jpeg' | 'none' | undefined): string {
+  const target = new URL(url, globalThis.location?.href)
+  if (stream !== undefined) target.searchParams.set('stream', stream)
+  if (payload === 'none') target.searchParams.set('payload', 'none')
+  return target.toString()
+}
+
+/**
+ * Subscribes to one framecast stream over Server-Sent Events and returns its connection state and
+ * counters, updated a few times a second. Reconnects with jittered backoff after errors, server
+ * restarts and stalls; stops on 401/403/404/204 until `reconnect()`. One connection per mounted hook.
+ *
+ * @example
+ * ```tsx
+ * function Camera() {
+ *   const live = useFrameStream({
+ *     url: 'https://cams.example.com/events',
+ *     stream: 'door',
+ *     getHeaders: () => ({ Authorization: `Bearer ${getToken()}` }),
+ *   })
+ *   return (
+ *     <figure>
+ *       <FrameCanvas frames={live.frames} />
+ *       <figcaption>{live.status} · {live.fps} fps · {live.dropped} dropped</figcaption>
+ *     </figure>
+ *   )
+ * }
+ * ```
+ */
+export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream {
+  const { url = '/events', stream, enabled = true, pauseWhenHidden = true, payload } = options
+  const statsIntervalMs = options.statsIntervalMs ?? DefaultStatsIntervalMs
+
+  // Latest options, read by the connection at (re)connect time, so callers need not memoize them.
+  const latest = useRef(options)
+  useLayoutEffect(() => {
+    latest.current = options
+  })
+
+  const counters = useRef<Counters | null>(null)
+  counters.current ??= freshCounters()
+  const slot = useRef<FrameSlot | null>(null)
+  slot.current ??= createFrameSlot()
+
+  const [stats, setStats] = useState<FrameStreamStats>(() => statsOf(counters.current!))
+  const [generation, setGeneration] = useState(0)
+  const hidden = useSyncExternalStore(subscribeVisibility, isHidden, neverHidden)
+  const live = enabled && !(pauseWhenHidden && hidden)
+
+  const publish = useCallback(() => {
+    const next = statsOf(counters.current!)
+    setStats(previous => (sameStats(previous, next) ? previous : next))
+  }, [])
+
+  // A new target starts from zero; pausing and reconnecting keep the counters.
+  useEffect(() => {
+    const status = counters.current!.status
+    counters.current = { ...freshCounters(), status }
+    slot.current!.clear()
+    publish()
+  }, [url, stream, payload, publish])
+
+  // One connection per effect run: StrictMode's extra run opens and closes one, unmount closes the last.
+  useEffect(() => {
+    const c = counters.current!
+    const frames = slot.current!
+    if (!live) {
+      c.status = 'closed'
+      publish()
+      return
+    }
+    const close = openConnection(
+      {
+        url: eventsUrl(url, stream, payload),
+        headers: async () => ({
+          ...latest.current.headers,
+          ...(await latest.current.getHeaders?.()),
+        }),
+        fetch: latest.current.fetch,
+        backoff: { ...DefaultBackoff, ...latest.current.backoff },
+        stallTimeoutMs: latest.current.stallTimeoutMs ?? DefaultStallTimeoutMs,
+      },
+      {
+        onStatus(status, error) {
+          c.status = status
+          c.error = error
+          if (status === 'open') {
+            c.opens += 1
+            c.gapFrom = null
+          }
+          publish()
+        },
+        onFrame(frame) {
+          c.received += 1
+          if (c.gapFrom !== null && frame.seq > c.gapFrom + 1) c.dropped += frame.seq - c.gapFrom - 1
+          c.gapFrom = frame.seq
+          c.lastSeq = frame.seq
+          c.width = frame.width
+          c.height = frame.height
+          c.delaySum += frame.receivedAt - frame.ts
+          c.delayCount += 1
+          if (frames.offer(frame)) c.dropped += 1
+          const onFrame = latest.current.onFrame
+          if (onFrame) {
+            try {
+              onFrame(frame)
+            } catch (error) {
+              reportError(error)
+            }
+          }
+        },
+        onSourceStatus(source) {
+          c.state = source.state
+          c.stateReason = source.reason ?? null
+          publish()
+        },
+        onBadMessage(error) {
+          reportError(error)
+        },
+      },
+    )
+    return () => {
+      close()
+      frames.clear()
+      c.status = 'closed'
+      publish()
+    }
+  }, [live, url, stream, payload, generation, publish])
+
+  // Counters reach React on a timer, so a 30 fps stream costs a few renders a second, not thirty.
+  useEffect(() => {
+    const timer = setInterval(() => {
+      tick(counters.current!, Date.now())
+      publish()
+    }, statsIntervalMs)
+    return () => clearInterval(timer)
+  }, [statsIntervalMs, publish])
+
+  const reconnect = useCallback(() => setGeneration(g => g + 1), [])
+  return { ...stats, frames: slot.current, reconnect }
+}

@@ -1,0 +1,424 @@
+// End-to-end check in headless Chromium: the built demo (dist/) against the real framecast binary, cross-origin.
+//
+// Starts `framecast --bind 127.0.0.1:0` (test pattern), serves dist/ from a second 127.0.0.1 port, drives
+// Debian's Chromium through playwright-core, and checks what a viewer would see: moving pixels, ~30 fps,
+// a flat JS heap over a minute, no open subscriber after leaving the page, an Authorization header
+// through CORS, and reconnection after a server restart. Prints a summary and exits non-zero on failure.
+//
+// Env: FRAMECAST_BIN (default ../target/release/framecast), CHROMIUM_PATH (default /usr/bin/chromium),
+// SOAK_SECONDS (default 60).
+
+import { spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { chromium } from 'playwright-core'
+
+const WebDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const DistDir = join(WebDir, 'dist')
+const FramecastBin = resolve(WebDir, process.env.FRAMECAST_BIN ?? '../target/release/framecast')
+const ChromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+/** How long the heap is watched while streaming. */
+const SoakMs = Number(process.env.SOAK_SECONDS ?? 60) * 1000
+/** The whole run, soak included, must end before this (the CI budget is 3 minutes). */
+const RunDeadlineMs = SoakMs + 100_000
+/** The test pattern's rate, and how far the measured fps may stray from it. */
+const SourceFps = 30
+const FpsTolerance = 5
+/** Allowed JS heap growth over the soak, after forced GC. Any per-frame leak at 30 fps is far above this. */
+const HeapGrowthLimit = 3 * 1024 * 1024
+const ChromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+/** Results, in order: { name, ok: true | false | null (skipped), detail }. */
+const checks = []
+/** Numbers worth putting in the README. */
+const figures = {}
+/** Things to stop at the end, newest first. */
+const cleanups = []
+const serverLog = []
+
+const sleep = ms => new Promise(done => setTimeout(done, ms))
+
+function log(message) {
+  process.stdout.write(`[browser-test] ${message}\n`)
+}
+
+function record(name, ok, detail = '') {
+  checks.push({ name, ok, detail })
+  log(`${ok === null ? 'SKIP' : ok ? 'PASS' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`)
+}
+
+/** Polls `probe` until it returns a truthy value; throws after `timeoutMs`. */
+async function waitFor(what, timeoutMs, probe, everyMs = 100) {
+  const until = Date.now() + timeoutMs
+  let last
+  for (;;) {
+    try {
+      last = await probe()
+      if (last) return last
+    } catch (error) {
+      last = error
+    }
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`)
+    await sleep(everyMs)
+  }
+}
+
+/** Starts framecast and resolves with its base URL once it printed the listening line. */
+async function startFramecast(bind = '127.0.0.1:0') {
+  const child = spawn(FramecastBin, ['--bind', bind], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise(done => child.once('exit', (code, signal) => done({ code, signal, at: Date.now() })))
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const result = await Promise.race([exited, sleep(3_000).then(() => null)])
+      if (result === null) child.kill('SIGKILL')
+    }
+  }
+  cleanups.push(stop)
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', text => {
+    serverLog.push(...text.split('\n').filter(Boolean))
+    serverLog.splice(0, Math.max(0, serverLog.length - 40))
+  })
+  child.stdout.setEncoding('utf8')
+  let stdout = ''
+  const url = await new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`framecast printed no listening line within 15 s: ${stdout}`)), 15_000)
+    child.once('error', error => {
+      clearTimeout(timer)
+      fail(new Error(`cannot start ${FramecastBin}: ${error.message} (build it: cd .. && cargo build --release)`))
+    })
+    child.once('exit', code => {
+      clearTimeout(timer)
+      fail(new Error(`framecast exited with ${code} before listening`))
+    })
+    child.stdout.on('data', text => {
+      stdout += text
+      const match = /framecast listening on (http:\/\/\S+)/.exec(stdout)
+      if (match) {
+        clearTimeout(timer)
+        done(match[1].replace(/\/+$/, ''))
+      }
+    })
+  })
+  return { url, child, exited, stop }
+}
+
+const ContentTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.json': 'application/json',
+}
+
+/** Serves dist/ on a free 127.0.0.1 port; the page is then cross-origin to framecast. */
+async function startStaticServer() {
+  const server = createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
+    const file = normalize(join(DistDir, path.endsWith('/') ? `${path}index.html` : path))
+    if (!file.startsWith(DistDir + sep)) {
+      response.writeHead(403).end()
+      return
+    }
+    try {
+      const body = await readFile(file)
+      response.writeHead(200, {
+        'content-type': ContentTypes[extname(file)] ?? 'application/octet-stream',
+        'cache-control': 'no-store',
+      })
+      response.end(body)
+    } catch {
+      response.writeHead(404).end('not found')
+    }
+  })
+  await new Promise(done => server.listen(0, '127.0.0.1', done))
+  cleanups.push(() => new Promise(done => server.close(() => done())))
+  cleanups.push(async () => server.closeAllConnections?.())
+  return `http://127.0.0.1:${server.address().port}`
+}
+
+async function streamsOf(framecastUrl) {
+  const response = await fetch(`${framecastUrl}/streams`, { signal: AbortSignal.timeout(2_000) })
+  if (!response.ok) throw new Error(`GET /streams answered ${response.status}`)
+  return (await response.json()).streams
+}
+
+async function subscribersOf(framecastUrl, name = 'default') {
+  const stream = (await streamsOf(framecastUrl)).find(s => s.name === name)
+  return stream ? stream.subscribers : 0
+}
+
+/** The first panel's counters, as the demo puts them in data attributes. */
+async function panelOf(page) {
+  return page.$eval('[data-testid=panel]', element => ({ ...element.dataset }))
+}
+
+/** A fingerprint of the canvas pixels and how many distinct grey levels it has (a blank canvas has 1). */
+async function canvasSample(page) {
+  return page.$eval('[data-testid=panel] canvas', canvas => {
+    const context = canvas.getContext('2d')
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
+    let hash = 0
+    const levels = new Set()
+    for (let i = 0; i < data.length; i += 4 * 7) {
+      hash = (hash * 31 + data[i] + 3 * data[i + 1] + 7 * data[i + 2]) >>> 0
+      levels.add((data[i] + data[i + 1] + data[i + 2]) >> 4)
+    }
+    return { width: canvas.width, height: canvas.height, hash, levels: levels.size }
+  })
+}
+
+async function heapUsed(cdp) {
+  await cdp.send('HeapProfiler.collectGarbage')
+  await cdp.send('HeapProfiler.collectGarbage')
+  const { metrics } = await cdp.send('Performance.getMetrics')
+  return metrics.find(m => m.name === 'JSHeapUsedSize').value
+}
+
+const mib = bytes => `${(bytes / 1024 / 1024).toFixed(2)} MiB`
+
+async function run() {
+  await readFile(join(DistDir, 'index.html')).catch(() => {
+    throw new Error('dist/index.html is missing: run `npm run build` first')
+  })
+
+  let framecast = await startFramecast()
+  log(`framecast at ${framecast.url}`)
+  const pageOrigin = await startStaticServer()
+  log(`demo at ${pageOrigin}`)
+
+  const browser = await chromium.launch({ executablePath: ChromiumPath, headless: true, args: ChromiumArgs, timeout: 30_000 })
+  cleanups.push(() => browser.close())
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  context.setDefaultTimeout(10_000)
+  // Count bitmaps made and closed, so a leak of native memory (which the JS heap does not show) is caught too.
+  await context.addInitScript(() => {
+    const counts = { created: 0, closed: 0 }
+    globalThis.__bitmaps = counts
+    const create = globalThis.createImageBitmap.bind(globalThis)
+    globalThis.createImageBitmap = (...args) =>
+      create(...args).then(bitmap => {
+        counts.created += 1
+        return bitmap
+      })
+    const close = ImageBitmap.prototype.close
+    ImageBitmap.prototype.close = function () {
+      counts.closed += 1
+      return close.call(this)
+    }
+  })
+  const pageErrors = []
+  context.on('weberror', error => pageErrors.push(String(error.error())))
+
+  // 1. The demo, cross-origin to framecast, shows the test pattern.
+  const page = await context.newPage()
+  page.on('console', message => {
+    if (message.type() === 'error') pageErrors.push(message.text())
+  })
+  const demoUrl = `${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=default`
+  await page.goto(demoUrl)
+  await page.waitForSelector('[data-testid=panel][data-status=open]', { timeout: 10_000 })
+  await waitFor('10 frames', 10_000, async () => Number((await panelOf(page)).received) >= 10)
+  record('demo page opens /events cross-origin', true, demoUrl)
+
+  const first = await waitFor('a drawn canvas', 5_000, async () => {
+    const sample = await canvasSample(page)
+    return sample.width > 0 && sample.levels > 1 ? sample : null
+  })
+  const changed = await waitFor('the picture to change', 5_000, async () => {
+    const later = await canvasSample(page)
+    return later.hash !== first.hash ? later : null
+  }).catch(() => null)
+  record(
+    'canvas shows changing pixels',
+    changed !== null,
+    `${first.width}x${first.height}, ${first.levels} grey levels, hash ${first.hash} -> ${changed?.hash ?? 'unchanged'}`,
+  )
+
+  // 2. fps near the source rate (the hook measures over the last second; take the median of a few readings).
+  await sleep(1_500)
+  const readings = []
+  for (let i = 0; i < 7; i++) {
+    readings.push(Number((await panelOf(page)).fps))
+    await sleep(400)
+  }
+  const fps = readings.sort((a, b) => a - b)[3]
+  figures.fps = fps
+  record('fps is near the source rate', Math.abs(fps - SourceFps) <= FpsTolerance, `median ${fps} of [${readings.join(', ')}]`)
+
+  const one = await subscribersOf(framecast.url)
+  record('the page holds exactly one connection', one === 1, `/streams subscribers = ${one}`)
+
+  // 3. JS heap stays flat while streaming.
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('Performance.enable')
+  const before = await panelOf(page)
+  const heapStart = await heapUsed(cdp)
+  const series = [heapStart]
+  log(`soak: watching the JS heap for ${SoakMs / 1000} s (start ${mib(heapStart)})`)
+  const soakStart = Date.now()
+  while (Date.now() - soakStart < SoakMs) {
+    await sleep(Math.min(10_000, SoakMs - (Date.now() - soakStart)))
+    series.push(await heapUsed(cdp))
+  }
+  const heapEnd = series.at(-1)
+  const after = await panelOf(page)
+  const bitmaps = await page.evaluate(() => globalThis.__bitmaps)
+  const framesInSoak = Number(after.received) - Number(before.received)
+  Object.assign(figures, {
+    heapStart,
+    heapEnd,
+    heapSeries: series.map(mib),
+    soakSeconds: SoakMs / 1000,
+    framesInSoak,
+    droppedInSoak: Number(after.dropped) - Number(before.dropped),
+    delayMs: Number(after.delay),
+    bitmaps,
+  })
+  record(
+    'JS heap stays flat over the soak',
+    heapEnd - heapStart < HeapGrowthLimit,
+    `${mib(heapStart)} -> ${mib(heapEnd)} (${series.map(mib).join(', ')})`,
+  )
+  record(
+    'frames kept flowing during the soak',
+    framesInSoak >= 0.8 * SourceFps * (SoakMs / 1000),
+    `${framesInSoak} frames in ${SoakMs / 1000} s, ${figures.droppedInSoak} dropped`,
+  )
+  record('every bitmap is closed', bitmaps.created - bitmaps.closed <= 2, `created ${bitmaps.created}, closed ${bitmaps.closed}`)
+  await cdp.detach()
+
+  // 4. Leaving the page closes the connection on the server.
+  await page.goto('about:blank')
+  const leftAt = Date.now()
+  const zero = await waitFor('subscribers to return to 0', 5_000, async () => (await subscribersOf(framecast.url)) === 0)
+    .then(() => true)
+    .catch(() => false)
+  record('subscriber count returns to 0 after navigating away', zero, `after ${Date.now() - leftAt} ms`)
+  await page.close()
+
+  // 5. Authorization header through CORS (the preflight must allow it).
+  const preflight = await fetch(`${framecast.url}/events?stream=default`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: pageOrigin,
+      'access-control-request-method': 'GET',
+      'access-control-request-headers': 'authorization,last-event-id',
+    },
+    signal: AbortSignal.timeout(2_000),
+  })
+  const allowHeaders = preflight.headers.get('access-control-allow-headers') ?? ''
+  record(
+    'CORS preflight allows authorization and last-event-id',
+    preflight.ok && /authorization/i.test(allowHeaders) && /last-event-id/i.test(allowHeaders),
+    `${preflight.status}, allow-origin ${preflight.headers.get('access-control-allow-origin')}, allow-headers ${allowHeaders}`,
+  )
+  const authPage = await context.newPage()
+  const sentAuth = []
+  authPage.on('request', request => {
+    if (request.url().includes('/events')) sentAuth.push(request.headers().authorization ?? null)
+  })
+  await authPage.goto(`${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=default&token=s3cret`)
+  const authOk = await waitFor('frames with a token', 10_000, async () => {
+    const panel = await panelOf(authPage)
+    return panel.status === 'open' && Number(panel.received) > 5
+  })
+    .then(() => true)
+    .catch(() => false)
+  record(
+    'a cross-origin page with an Authorization header streams',
+    authOk && sentAuth.includes('Bearer s3cret'),
+    `sent ${JSON.stringify(sentAuth)}, panel ${JSON.stringify(await panelOf(authPage))}`,
+  )
+
+  // 6. A server restart: framecast ends the body on SIGTERM, exits quickly, and the page reconnects to the new one.
+  const port = new URL(framecast.url).port
+  const opensBefore = Number((await panelOf(authPage)).opens)
+  const signalledAt = Date.now()
+  framecast.child.kill('SIGTERM')
+  const exit = await Promise.race([framecast.exited, sleep(5_000).then(() => null)])
+  figures.shutdownMs = exit ? exit.at - signalledAt : null
+  record('framecast exits within 2 s of SIGTERM with a client connected', exit !== null && exit.at - signalledAt <= 2_000, exit ? `${exit.at - signalledAt} ms, ${exit.signal ?? `code ${exit.code}`}` : 'still running after 5 s')
+  if (exit === null) framecast.child.kill('SIGKILL')
+  try {
+    framecast = await startFramecast(`127.0.0.1:${port}`)
+  } catch (error) {
+    record('the page reconnects after a server restart', null, `could not restart on port ${port}: ${error.message}`)
+    framecast = null
+  }
+  if (framecast) {
+    const back = await waitFor('the page to reconnect', 15_000, async () => {
+      const panel = await panelOf(authPage)
+      return panel.status === 'open' && Number(panel.opens) > opensBefore ? panel : null
+    }).catch(error => error)
+    record('the page reconnects after a server restart', !(back instanceof Error), back instanceof Error ? back.message : `opens ${opensBefore} -> ${back.opens}`)
+  }
+  await authPage.close()
+
+  record('no errors in the page console', pageErrors.length === 0, pageErrors.slice(0, 5).join(' | '))
+}
+
+async function cleanup() {
+  while (cleanups.length > 0) {
+    const stop = cleanups.pop()
+    await Promise.race([Promise.resolve().then(stop).catch(() => {}), sleep(5_000)])
+  }
+}
+
+function summary() {
+  const failed = checks.filter(c => c.ok === false)
+  const passed = checks.filter(c => c.ok === true)
+  const skipped = checks.filter(c => c.ok === null)
+  process.stdout.write('\n=== framecast browser test ===\n')
+  for (const c of checks) process.stdout.write(`${c.ok === null ? 'SKIP' : c.ok ? 'PASS' : 'FAIL'}  ${c.name}\n`)
+  if (figures.fps !== undefined) {
+    process.stdout.write(
+      `\nfigures: fps ${figures.fps} (source ${SourceFps}); JS heap ${figures.heapStart ? mib(figures.heapStart) : '?'} -> ${figures.heapEnd ? mib(figures.heapEnd) : '?'} over ${figures.soakSeconds ?? '?'} s` +
+        ` (${figures.framesInSoak ?? '?'} frames, ${figures.droppedInSoak ?? '?'} dropped, delay ~${figures.delayMs ?? '?'} ms);` +
+        ` bitmaps ${JSON.stringify(figures.bitmaps ?? {})}; shutdown ${figures.shutdownMs ?? '?'} ms\n`,
+    )
+  }
+  if (failed.length > 0 && serverLog.length > 0) {
+    process.stdout.write(`\nlast framecast log lines:\n${serverLog.slice(-15).join('\n')}\n`)
+  }
+  process.stdout.write(`\n${passed.length} passed, ${failed.length} failed${skipped.length ? `, ${skipped.length} skipped` : ''}\n`)
+  return failed.length === 0 && passed.length > 0
+}
+
+let finished = false
+async function finish(code) {
+  if (finished) return
+  finished = true
+  await cleanup()
+  process.exit(code)
+}
+
+const deadline = setTimeout(() => {
+  record('whole run within its deadline', false, `still running after ${RunDeadlineMs / 1000} s`)
+  summary()
+  void finish(1)
+}, RunDeadlineMs)
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => void finish(130))
+
+try {
+  await run()
+} catch (error) {
+  record('run', false, error instanceof Error ? error.message : String(error))
+}
+clearTimeout(deadline)
+if (!finished) {
+  const ok = summary()
+  await finish(ok ? 0 : 1)
+}
