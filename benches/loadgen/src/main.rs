@@ -1,0 +1,141 @@
+//! `loadgen`: publishes JPEG frames to a fan-out server at a fixed rate while holding many SSE
+//! subscribers in this one process, and reports what the server sustained.
+//!
+//! # Layout
+//! - [`frames`] loads the JPEGs; [`http`] and [`sse`] are the wire formats, pure code.
+//! - [`board`] is the shared record of a run; [`publisher`] and [`subscriber`] write to it.
+//! - [`bench`] runs the two modes (`run` and `idle`) and prints the reports.
+//!
+//! Everything runs on one thread (the benchmark pins the generator to one core), so nothing is
+//! locked; it reports its own CPU use so a saturated generator is never mistaken for a server
+//! limit.
+
+#![recursion_limit = "256"]
+
+mod bench;
+mod board;
+mod frames;
+mod http;
+mod procfs;
+mod publisher;
+mod sse;
+mod subscriber;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::board::Server;
+
+/// Load generator for framecast's fan-out benchmark.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Publish at a fixed rate to N subscribers and measure delivery, latency and server cost.
+    Run(RunArgs),
+    /// Open N idle subscribers and measure the server memory they cost.
+    Idle(IdleArgs),
+}
+
+/// Options both modes share.
+#[derive(Debug, Args)]
+struct Target {
+    /// Which server is listening: decides the URLs and request shapes.
+    #[arg(long, value_enum)]
+    server: Server,
+    /// Base URL of the server, `http://IP:PORT`.
+    #[arg(long)]
+    url: String,
+    /// Server process(es) to read CPU time and memory of (repeatable: nginx master and worker).
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Stream (Nchan channel) to use; default: a fresh name per run.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Free text copied into the JSON line (e.g. `480p`).
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// JPEG files, or directories of them, published in turn.
+    #[arg(long, num_args = 1.., required = true)]
+    frames: Vec<PathBuf>,
+    /// Frames offered per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Subscribers that read everything.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Extra subscribers that never read (stalled), to show the publisher does not notice them.
+    #[arg(long, default_value_t = 0)]
+    stalled: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+    /// Seconds of publishing before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Check one event in this many, per subscriber, byte for byte.
+    #[arg(long, default_value_t = 100)]
+    sample_every: u64,
+    /// Scan every byte of every event for line ends. By default, once an unsampled frame
+    /// event's head gives its `size`, the rest of its base64 is counted, not scanned (if the
+    /// size were wrong the next event would not parse, which is counted).
+    #[arg(long)]
+    scan_all: bool,
+    /// Pass needs at least this fraction of offered frames accepted.
+    #[arg(long, default_value_t = 0.99)]
+    min_accept: f64,
+    /// Pass needs the mean per-subscriber drop ratio below this.
+    #[arg(long, default_value_t = 0.01)]
+    max_drop: f64,
+    /// Pass needs p99 publish→receive latency below this many milliseconds.
+    #[arg(long, default_value_t = 100.0)]
+    max_p99_ms: f64,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Idle subscribers to open.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Seconds to wait after connecting (and after closing) before reading memory.
+    #[arg(long, default_value_t = 10.0)]
+    settle: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, async {
+        match cli.mode {
+            Mode::Run(args) => bench::run(args).await,
+            Mode::Idle(args) => bench::idle(args).await,
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("loadgen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

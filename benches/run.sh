@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# The full fan-out benchmark: framecast against nginx + Nchan on the same frames, same machine.
+#
+#   bash benches/run.sh            # full run (~10 min), writes benches/RESULTS.md, results.png
+#   bash benches/run.sh --quick    # a few minutes, coarse search, for trying the script out
+#
+# For each server and each resolution (480p, 720p) it finds the largest number of subscribers
+# that still passes at 30 fps: >= 99 % of offered frames accepted, mean per-subscriber drops
+# < 1 %, p99 publish->receive latency < 100 ms. Servers run on CPU 0, the load generator on
+# CPU 1; every server is started fresh for every step. It also measures the loopback TCP
+# ceiling (iperf3, same pinning), server memory per idle subscriber at 10 000 connections,
+# latency with 10 subscribers, and publishing with 1 000 stalled subscribers.
+#
+# Knobs (environment): STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2),
+# FPS (30), START_SUBSCRIBERS (100), MAX_SUBSCRIBERS (12000), IDLE_SUBSCRIBERS (10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+benches=$root/benches
+
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+step_seconds=${STEP_SECONDS:-8}
+warmup_seconds=${WARMUP_SECONDS:-2}
+fps=${FPS:-30}
+start_subscribers=${START_SUBSCRIBERS:-100}
+max_subscribers=${MAX_SUBSCRIBERS:-12000}
+idle_subscribers=${IDLE_SUBSCRIBERS:-10000}
+idle_settle=10
+# Bisection stops when the bracket is within this fraction of the passing count.
+precision=0.08
+if ((quick)); then
+  step_seconds=${STEP_SECONDS:-4}
+  warmup_seconds=${WARMUP_SECONDS:-1}
+  idle_subscribers=${IDLE_SUBSCRIBERS:-2000}
+  idle_settle=3
+  precision=0.25
+fi
+
+say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ---- tools -------------------------------------------------------------------------------
+nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
+missing=()
+command -v nginx >/dev/null || missing+=(nginx)
+[[ -f $nchan_module ]] || missing+=(libnginx-mod-nchan)
+command -v iperf3 >/dev/null || missing+=(iperf3)
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+command -v python3 >/dev/null || missing+=(python3)
+command -v taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if (($(nproc) < 2)); then
+  echo "run.sh needs two CPUs (server on 0, load generator on 1)" >&2
+  exit 1
+fi
+ulimit -n "$(ulimit -Hn)"
+if (($(ulimit -n) < idle_subscribers + 100)); then
+  idle_subscribers=$(($(ulimit -n) - 100))
+  say "open-file limit $(ulimit -n): idle test lowered to $idle_subscribers subscribers"
+fi
+if ((max_subscribers > $(ulimit -n) - 100)); then
+  max_subscribers=$(($(ulimit -n) - 100))
+fi
+
+# ---- scratch space and cleanup -----------------------------------------------------------
+scratch=$(mktemp -d /tmp/framecast-bench.XXXXXX)
+started=()
+cleanup() {
+  local pid
+  for pid in "${started[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${started[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- build and frames --------------------------------------------------------------------
+say "building framecast and loadgen (release)"
+cargo build --release --quiet -p framecast -p loadgen
+framecast_bin=$root/target/release/framecast
+loadgen_bin=$root/target/release/loadgen
+
+frames=$benches/out/frames
+make_frames() { # name size extra-ffmpeg-args...
+  local name=$1 size=$2
+  shift 2
+  if [[ ! -f $frames/$name/030.jpg ]]; then
+    mkdir -p "$frames/$name"
+    ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=$size:rate=30" -frames:v 30 \
+      -pix_fmt yuvj444p -qmin 1 "$@" "$frames/$name/%03d.jpg"
+  fi
+}
+# Quality chosen so the frames are about 40 KB and 140 KB.
+make_frames 480p 640x480 -q:v 3
+make_frames 720p 1280x720 -q:v 1
+
+results=$benches/out/results.jsonl
+mkdir -p "$benches/out"
+: >"$results"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+others=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s (%s%%) ", $2, $1}' | head -c 300)
+
+# ---- servers -----------------------------------------------------------------------------
+server_url=""
+server_pids=()
+server_main=""
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() { # port
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listening on port $1" >&2
+  return 1
+}
+
+start_server() { # framecast|nchan
+  case $1 in
+    framecast)
+      taskset -c 0 "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \
+        >"$scratch/framecast.out" 2>"$scratch/framecast.err" &
+      server_main=$!
+      started+=("$server_main")
+      local i
+      for ((i = 0; i < 100; i++)); do
+        server_url=$(sed -n 's/^framecast listening on //p' "$scratch/framecast.out")
+        [[ -n $server_url ]] && break
+        sleep 0.05
+      done
+      [[ -n $server_url ]] || { cat "$scratch/framecast.err" >&2; return 1; }
+      server_pids=("$server_main")
+      ;;
+    nchan)
+      local port dir=$scratch/nginx
+      port=$(free_port)
+      rm -rf "$dir"
+      mkdir -p "$dir"
+      sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$benches/nchan.conf" >"$dir/nchan.conf"
+      taskset -c 0 nginx -p "$dir" -c "$dir/nchan.conf" >"$dir/stdout" 2>&1 &
+      server_main=$!
+      started+=("$server_main")
+      wait_for_port "$port" || { cat "$dir/error.log" "$dir/stdout" >&2; return 1; }
+      server_url=http://127.0.0.1:$port
+      local worker=""
+      for ((i = 0; i < 100; i++)); do
+        worker=$(pgrep -P "$server_main" | head -1 || true)
+        [[ -n $worker ]] && break
+        sleep 0.05
+      done
+      server_pids=("$server_main" $worker)
+      ;;
+  esac
+}
+
+stop_server() {
+  kill -TERM "$server_main" 2>/dev/null || true
+  wait "$server_main" 2>/dev/null || true
+  server_main=""
+}
+
+pid_args() {
+  local pid
+  for pid in "${server_pids[@]}"; do printf -- '--server-pid %s ' "$pid"; done
+}
+
+# One measured step; appends its JSON line to $results and sets $passed to true or false.
+passed=false
+measure() { # server label subscribers [extra loadgen args...]
+  local server=$1 label=$2 n=$3 line
+  shift 3
+  start_server "$server"
+  # shellcheck disable=SC2046
+  line=$(taskset -c 1 "$loadgen_bin" run --server "$server" --url "$server_url" \
+    $(pid_args) --frames "$frames/$label" --fps "$fps" --subscribers "$n" \
+    --duration "$step_seconds" --warmup "$warmup_seconds" --label "$label" "$@" \
+    2>>"$scratch/loadgen.log") || true
+  stop_server
+  passed=false
+  if [[ -z $line ]]; then
+    say "  $server $label n=$n: loadgen failed: $(tail -1 "$scratch/loadgen.log")"
+    return
+  fi
+  echo "$line" >>"$results"
+  python3 - "$line" <<'EOF' >&2
+import json, sys
+r = json.loads(sys.argv[1])
+print(f"  {r['server']:9} {r['label']:4} n={r['subscribers']:<6} accepted {r['accept_ratio']*100:5.1f}%"
+      f"  drops {r['drop_ratio']['mean']*100:5.2f}%  p99 {r['latency_ms']['p99']:7.1f} ms"
+      f"  server cpu {r['server_cpu_share']*100:3.0f}%  loadgen cpu {r['loadgen_cpu_share']*100:3.0f}%"
+      f"  {'PASS' if r['pass'] else 'fail'}")
+EOF
+  passed=$(python3 -c 'import json,sys; print(str(json.loads(sys.argv[1])["pass"]).lower())' "$line")
+}
+
+# Doubles the subscriber count until a step fails, then bisects; sets $found to the largest
+# passing count (0 if none passed).
+found=0
+search() { # server label
+  local server=$1 label=$2 lo=0 hi=0 n=$start_subscribers
+  say "searching $server $label"
+  while ((n <= max_subscribers)); do
+    measure "$server" "$label" "$n"
+    if [[ $passed == true ]]; then
+      lo=$n
+      n=$((n * 2))
+    else
+      hi=$n
+      break
+    fi
+  done
+  if ((hi == 0)); then
+    hi=$((max_subscribers + 1))
+    if ((lo < max_subscribers)); then
+      measure "$server" "$label" "$max_subscribers"
+      if [[ $passed == true ]]; then lo=$max_subscribers; else hi=$max_subscribers; fi
+    fi
+  fi
+  if ((lo == 0)); then
+    # Even the first step failed: walk down.
+    n=$((hi / 2))
+    while ((n >= 1)); do
+      measure "$server" "$label" "$n"
+      if [[ $passed == true ]]; then lo=$n; break; fi
+      hi=$n
+      n=$((n / 2))
+    done
+  fi
+  while ((lo > 0 && hi <= max_subscribers)) &&
+    python3 -c "import sys; sys.exit(0 if ($hi - $lo) > max(2, $precision * $lo) else 1)"; do
+    n=$(((lo + hi) / 2))
+    measure "$server" "$label" "$n"
+    if [[ $passed == true ]]; then lo=$n; else hi=$n; fi
+  done
+  found=$lo
+}
+
+# ---- the runs ----------------------------------------------------------------------------
+say "results go to $results (load average before: $load_before)"
+declare -A best
+for label in 480p 720p; do
+  for server in framecast nchan; do
+    search "$server" "$label"
+    best[$server.$label]=$found
+    say "$server $label: largest passing subscriber count ${best[$server.$label]}"
+    echo "{\"mode\":\"best\",\"server\":\"$server\",\"label\":\"$label\",\"subscribers\":${best[$server.$label]}}" >>"$results"
+  done
+done
+
+say "latency with 10 subscribers"
+for server in framecast nchan; do
+  measure "$server" 480p 10 --sample-every 10
+done
+
+say "publishing with 1000 stalled subscribers next to 200 healthy ones"
+for server in framecast nchan; do
+  measure "$server" 480p 200 --stalled 1000
+done
+
+say "idle subscribers: $idle_subscribers"
+for server in framecast nchan; do
+  start_server "$server"
+  # shellcheck disable=SC2046
+  taskset -c 1 "$loadgen_bin" idle --server "$server" --url "$server_url" $(pid_args) \
+    --subscribers "$idle_subscribers" --settle "$idle_settle" \
+    >>"$results" 2>>"$scratch/loadgen.log" || say "  idle $server: not every subscriber held"
+  tail -3 "$scratch/loadgen.log" >&2
+  stop_server
+done
+
+say "loopback TCP ceiling (iperf3: sender on CPU 0 like the servers, receiver on CPU 1)"
+iperf_seconds=$((quick ? 3 : 8))
+for streams in 1 8; do
+  iperf_port=$(free_port)
+  taskset -c 1 iperf3 -s -p "$iperf_port" >/dev/null 2>&1 &
+  iperf_server=$!
+  started+=("$iperf_server")
+  # No probing of the port: iperf3 takes any connection as a test client.
+  for ((try = 0; try < 20; try++)); do
+    sleep 0.2
+    if taskset -c 0 iperf3 -c 127.0.0.1 -p "$iperf_port" -t "$iperf_seconds" -P "$streams" -J \
+      >"$scratch/iperf.json" 2>/dev/null; then
+      break
+    fi
+  done
+  kill "$iperf_server" 2>/dev/null || true
+  wait "$iperf_server" 2>/dev/null || true
+  python3 - "$scratch/iperf.json" "$streams" >>"$results" <<'EOF'
+import json, sys
+run = json.load(open(sys.argv[1]))
+end = run["end"]
+print(json.dumps({
+    "mode": "iperf3",
+    "streams": int(sys.argv[2]),
+    "bytes_per_s": end["sum_received"]["bits_per_second"] / 8,
+    "sender_cpu_share": end["cpu_utilization_percent"]["host_total"] / 100,
+    "receiver_cpu_share": end["cpu_utilization_percent"]["remote_total"] / 100,
+}))
+EOF
+done
+
+# ---- report ------------------------------------------------------------------------------
+say "writing benches/RESULTS.md and benches/results.png"
+cp "$results" "$benches/results.jsonl"
+python3 "$benches/report.py" "$benches/results.jsonl" \
+  --out "$benches/RESULTS.md" --plot "$benches/results.png" \
+  --load-before "$load_before" --others "$others" --quick "$quick" \
+  --settings "fps=$fps step=${step_seconds}s warmup=${warmup_seconds}s precision=$precision idle=$idle_subscribers"
+say "done"
