@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every framecast check — formatting, lints, Rust unit and integration tests, the web
+# package's unit tests and its browser tests — installing what they need on a fresh Debian
+# machine first. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# System packages: ffmpeg and curl are driven by the integration tests, chromium by the
+# browser tests.
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v curl >/dev/null || missing+=(curl)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+  step "installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    rustup component add "$component"
+  fi
+done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test"
+# Two cores: two test threads keep timing-sensitive tests honest.
+cargo test --workspace -- --test-threads 2
+step "release build, and a few seconds of the benchmark harness"
+cargo build --release --workspace
+bash benches/smoke.sh
+
+step "web: install, typecheck, unit tests, build, browser tests"
+cd web
+npm ci --no-audit --no-fund
+npm run typecheck
+npm test
+npm run build
+FRAMECAST_BIN="$PWD/../target/release/framecast" npm run test:browser
