@@ -19,6 +19,10 @@ pub const DEFAULT_RETRY_MS: u32 = 2000;
 pub const DEFAULT_MAX_STREAMS: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
+/// Kernel send buffer asked for on each connection (Linux doubles it). Bounds what a viewer that
+/// stopped reading can pin in kernel memory: autotuning would let each one queue up to 4 MiB.
+/// At 720p and 30 fps (≈5.6 MB/s) 512 KiB is ≈90 ms of video, ample on a LAN.
+pub const DEFAULT_SEND_BUFFER_BYTES: usize = 256 * 1024;
 /// Frame rate of the built-in test pattern.
 pub const DEFAULT_TEST_PATTERN_FPS: u32 = 30;
 /// Longest wait for the next chunk of an ingest body before the upload is dropped as stalled.
@@ -61,6 +65,11 @@ pub struct Config {
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
     pub max_subscribers: usize,
+
+    /// Kernel send buffer per connection, in bytes (`0` leaves it to the kernel's autotuning).
+    /// Raise it for viewers far away on fast links.
+    #[arg(long, env = "FRAMECAST_SEND_BUFFER_BYTES", default_value_t = DEFAULT_SEND_BUFFER_BYTES)]
+    pub send_buffer_bytes: usize,
 
     /// Drop an upload whose body sends nothing for this long (e.g. `10s`).
     #[arg(long, env = "FRAMECAST_INGEST_IDLE", default_value = DEFAULT_INGEST_IDLE, value_parser = parse_duration)]

@@ -46,11 +46,12 @@ use crate::shutdown::Shutdown;
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
     source::spawn_all(&config, &hub, &shutdown)?;
+    let send_buffer_bytes = config.send_buffer_bytes;
     let state = http::AppState {
         hub,
         config: Arc::new(config),
         shutdown: shutdown.clone(),
     };
-    server::serve(listener, http::router(state), shutdown).await?;
+    server::serve(listener, http::router(state), send_buffer_bytes, shutdown).await?;
     Ok(())
 }

@@ -29,7 +29,14 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` until `shutdown` fires, then closes every connection.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> io::Result<()> {
+///
+/// `send_buffer_bytes` (0: leave it to the kernel) caps each socket's kernel send buffer.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    send_buffer_bytes: usize,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -47,6 +54,14 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) ->
         // Frames are written whole; waiting to coalesce small writes only adds latency.
         if let Err(err) = socket.set_nodelay(true) {
             tracing::debug!(%err, %peer, "could not set TCP_NODELAY");
+        }
+        // A viewer that stops reading fills its socket's send buffer; capped, a thousand of them
+        // cannot push the kernel into TCP memory pressure, which would slow every connection.
+        if send_buffer_bytes > 0
+            && let Err(err) =
+                socket2::SockRef::from(&socket).set_send_buffer_size(send_buffer_bytes)
+        {
+            tracing::debug!(%err, %peer, "could not set SO_SNDBUF");
         }
         let router = router.clone();
         let shutdown = shutdown.clone();
