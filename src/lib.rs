@@ -28,6 +28,7 @@ pub mod mjpeg;
 pub mod server;
 pub mod shutdown;
 pub mod source;
+pub mod split_publisher;
 pub mod sse;
 pub mod stream_name;
 

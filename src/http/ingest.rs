@@ -21,7 +21,8 @@ use super::AppState;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::hub::{Channel, Feed};
-use crate::mjpeg::{self, Framing, Piece, Splitter};
+use crate::mjpeg::{self, Framing};
+use crate::split_publisher::SplitPublisher;
 use crate::stream_name::StreamName;
 
 /// Bytes looked at to guess the framing of a body that came without a Content-Type.
@@ -129,7 +130,6 @@ async fn read_continuous(
     framing: Option<Framing>,
 ) -> Result<Json<Value>, Error> {
     let limit = state.config.max_frame_bytes;
-    let mut tally = Tally::default();
 
     let mut head = BytesMut::new();
     let framing = match framing {
@@ -153,18 +153,14 @@ async fn read_continuous(
         },
     };
 
-    let mut splitter = Splitter::new(framing, limit);
-    splitter.push(&head);
-    tally.drain(&mut splitter, channel);
+    let mut tally = SplitPublisher::new(framing, limit, channel.clone());
+    tally.push(&head);
     let mut received = !head.is_empty();
     while let Some(chunk) = next_chunk(state, &mut body).await? {
         received |= !chunk.is_empty();
-        splitter.push(&chunk);
-        tally.drain(&mut splitter, channel);
+        tally.push(&chunk);
     }
-    while let Some(piece) = splitter.finish() {
-        tally.take(piece, channel);
-    }
+    tally.finish();
 
     if tally.frames == 0 {
         let why = match (received, tally.first_reason) {
@@ -182,41 +178,6 @@ async fn read_continuous(
     Ok(Json(
         json!({ "frames": tally.frames, "rejected": tally.rejected }),
     ))
-}
-
-/// What a continuous upload has amounted to so far.
-#[derive(Default)]
-struct Tally {
-    frames: u64,
-    rejected: u64,
-    first_reason: Option<String>,
-}
-
-impl Tally {
-    fn drain(&mut self, splitter: &mut Splitter, channel: &Channel) {
-        while let Some(piece) = splitter.next_piece() {
-            self.take(piece, channel);
-        }
-    }
-
-    fn take(&mut self, piece: Piece, channel: &Channel) {
-        let outcome = match piece {
-            Piece::Frame(bytes) => Frame::from_jpeg(bytes).map_err(|err| err.to_string()),
-            Piece::Rejected(reason) => Err(reason),
-        };
-        match outcome {
-            Ok(frame) => {
-                channel.publish(&frame);
-                self.frames += 1;
-            }
-            Err(reason) => {
-                tracing::debug!(stream = %channel.name(), %reason, "frame rejected");
-                channel.record_rejected();
-                self.rejected += 1;
-                self.first_reason.get_or_insert(reason);
-            }
-        }
-    }
 }
 
 /// The next body chunk; `None` at the end of the body or when the server shuts down.
