@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::stream_name::StreamName;
+
 /// Where the server listens unless told otherwise: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Largest frame accepted: 4K JPEGs at high quality run to a few MiB, so 8 MiB leaves headroom.
@@ -75,6 +77,12 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_INGEST_IDLE", default_value = DEFAULT_INGEST_IDLE, value_parser = parse_duration)]
     pub ingest_idle: Duration,
 
+    /// A source feeding a stream, as `NAME=-` to read MJPEG or concatenated JPEGs from stdin
+    /// (e.g. `ffmpeg ... -f mjpeg - | framecast --source cam=-`). Repeatable; the variable
+    /// takes a comma-separated list.
+    #[arg(long = "source", env = "FRAMECAST_SOURCE", value_delimiter = ',', value_parser = parse_source)]
+    pub sources: Vec<SourceSpec>,
+
     /// Do not feed the `default` stream from the built-in test pattern.
     #[arg(long, env = "FRAMECAST_NO_TEST_PATTERN",
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -91,6 +99,39 @@ impl Default for Config {
     fn default() -> Self {
         Config::parse_from(["framecast"])
     }
+}
+
+/// One `--source NAME=SPEC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// The stream the source feeds.
+    pub stream: StreamName,
+    /// Where its frames come from.
+    pub input: SourceInput,
+}
+
+/// Where a source reads its frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceInput {
+    /// Standard input (`-`).
+    Stdin,
+}
+
+/// Parses `NAME=SPEC`.
+pub fn parse_source(text: &str) -> Result<SourceSpec, String> {
+    let (name, spec) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: use NAME=SPEC, e.g. cam=-"))?;
+    let stream = StreamName::parse(Some(name)).map_err(|err| err.to_string())?;
+    let input = match spec {
+        "-" => SourceInput::Stdin,
+        other => {
+            return Err(format!(
+                "{other:?}: only `-` (standard input) is supported as a source so far"
+            ));
+        }
+    };
+    Ok(SourceSpec { stream, input })
 }
 
 /// Parses `15s`, `500ms`, `2m` or a bare number of seconds.
@@ -134,5 +175,16 @@ mod tests {
         assert_eq!(config.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
         assert_eq!(config.keep_alive, Duration::from_secs(15));
         assert!(!config.no_test_pattern);
+        assert!(config.sources.is_empty());
+    }
+
+    #[test]
+    fn sources_parse_as_name_equals_spec() {
+        let spec = parse_source("cam_1=-").unwrap();
+        assert_eq!(spec.stream.as_str(), "cam_1");
+        assert_eq!(spec.input, SourceInput::Stdin);
+        assert!(parse_source("cam").is_err());
+        assert!(parse_source("bad name=-").is_err());
+        assert!(parse_source("cam=/no/such/kind").is_err());
     }
 }

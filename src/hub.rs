@@ -32,6 +32,8 @@ pub enum Feed {
     Push,
     /// The built-in test pattern.
     TestPattern,
+    /// Frames read from standard input.
+    Stdin,
 }
 
 impl Feed {
@@ -40,6 +42,7 @@ impl Feed {
         match self {
             Feed::Push => "pushed frames",
             Feed::TestPattern => "built-in test pattern",
+            Feed::Stdin => "standard input",
         }
     }
 }

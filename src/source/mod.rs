@@ -1,13 +1,14 @@
 //! Sources: producers that run inside the server and publish into a stream on their own.
 //!
-//! Today that is the built-in test pattern, which feeds `default` unless turned off so that a
-//! fresh `cargo run` shows a live picture at once.
+//! The built-in test pattern feeds `default` unless turned off, so that a fresh `cargo run`
+//! shows a live picture at once; `--source NAME=-` feeds a stream from standard input.
 
+mod stdin;
 mod test_pattern;
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, SourceInput};
 use crate::error::Error;
 use crate::hub::{Feed, Hub};
 use crate::shutdown::Shutdown;
@@ -22,6 +23,18 @@ pub fn spawn_all(config: &Config, hub: &Arc<Hub>, shutdown: &Shutdown) -> Result
             config.test_pattern_fps,
             shutdown.clone(),
         ));
+    }
+    for spec in &config.sources {
+        match spec.input {
+            SourceInput::Stdin => {
+                let channel = hub.publisher(&spec.stream, Feed::Stdin)?;
+                tokio::spawn(stdin::run(
+                    channel,
+                    config.max_frame_bytes,
+                    shutdown.clone(),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
 use crate::common::{EventReader, TestServer, parse_block};
@@ -123,4 +124,84 @@ async fn curl_n_output_parses_as_server_sent_events() {
     for (event, jpeg) in frames.iter().zip(&jpegs) {
         assert_eq!(event.jpeg(), *jpeg);
     }
+}
+
+#[tokio::test]
+async fn ffmpeg_piped_into_stdin_feeds_a_stream() {
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=15",
+            "-t",
+            "2",
+        ])
+        .args(["-f", "mjpeg", "-"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed");
+    let pipe: Stdio = ffmpeg.stdout.take().unwrap().try_into().unwrap();
+    let mut framecast = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--no-test-pattern",
+            "--source",
+            "cam=-",
+        ])
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(framecast.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = line
+        .strip_prefix("framecast listening on ")
+        .unwrap()
+        .to_owned();
+
+    // Frames may have started before this subscriber: it sees the newest, then the rest in order.
+    let mut reader = EventReader::open(&format!("{url}/events?stream=cam")).await;
+    let mut last = 0;
+    while last < 30 {
+        let event = reader.next_frame().await.unwrap();
+        let json = event.json();
+        let seq = json["seq"].as_u64().unwrap();
+        assert!(seq > last, "frames arrive in order");
+        assert_eq!(json["width"], 320);
+        assert!(framecast::jpeg::inspect(&event.jpeg()).is_ok());
+        last = seq;
+    }
+    assert!(ffmpeg.wait().await.unwrap().success());
+
+    let streams: serde_json::Value = reqwest::get(format!("{url}/streams"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cam = &streams["streams"][0];
+    assert_eq!(cam["name"], "cam");
+    assert_eq!(cam["source"], "stdin");
+    assert_eq!(cam["published"], 30);
+    assert_eq!(cam["rejected"], 0);
+
+    let pushed = reqwest::Client::new()
+        .post(format!("{url}/frames?stream=cam"))
+        .header("content-type", "image/jpeg")
+        .body(crate::common::sample_jpeg(32, 32, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 409);
+    framecast.start_kill().unwrap();
 }
