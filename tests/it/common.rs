@@ -211,3 +211,47 @@ pub fn sample_jpeg(width: u16, height: u16, seed: u32) -> Vec<u8> {
         .unwrap();
     jpeg
 }
+
+/// Starts the real `framecast` binary with `args` (plus `--bind 127.0.0.1:0`) and `stdin`,
+/// and returns it with its base URL, read from the line it prints once listening.
+/// Its stderr is a pipe that is closed at once, which the server must survive.
+pub async fn spawn_binary(
+    args: &[&str],
+    stdin: std::process::Stdio,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = line
+        .strip_prefix("framecast listening on ")
+        .expect("the first line names the address")
+        .to_owned();
+    (child, url)
+}
+
+/// ffmpeg producing two seconds of its test source (320x240, 15 fps, in real time) with
+/// `muxer` into `output` (a URL, or `-` for stdout).
+pub fn ffmpeg_test_source(muxer: &str, output: &str) -> tokio::process::Command {
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15"])
+        .args(["-t", "2", "-f", muxer, output])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    ffmpeg
+}

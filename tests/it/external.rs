@@ -5,28 +5,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
-use crate::common::{EventReader, TestServer, parse_block};
+use crate::common::{EventReader, TestServer, ffmpeg_test_source, parse_block, spawn_binary};
 
 /// Pushes two seconds of ffmpeg's test source at 15 fps with the given muxer, in real time.
 async fn ffmpeg_push(server: &TestServer, muxer: &str, stream: &str) -> std::process::ExitStatus {
     let url = server.url(&format!("/frames?stream={stream}"));
-    let mut ffmpeg = Command::new("ffmpeg");
-    ffmpeg
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=15",
-            "-t",
-            "2",
-        ])
-        .args(["-f", muxer, &url])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut ffmpeg = ffmpeg_test_source(muxer, &url);
     tokio::time::timeout(Duration::from_secs(20), ffmpeg.status())
         .await
         .expect("ffmpeg finishes")
@@ -128,46 +114,13 @@ async fn curl_n_output_parses_as_server_sent_events() {
 
 #[tokio::test]
 async fn ffmpeg_piped_into_stdin_feeds_a_stream() {
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=15",
-            "-t",
-            "2",
-        ])
-        .args(["-f", "mjpeg", "-"])
+    let mut ffmpeg = ffmpeg_test_source("mjpeg", "-")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg is installed");
     let pipe: Stdio = ffmpeg.stdout.take().unwrap().try_into().unwrap();
-    let mut framecast = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--no-test-pattern",
-            "--source",
-            "cam=-",
-        ])
-        .stdin(pipe)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = tokio::io::BufReader::new(framecast.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = line
-        .strip_prefix("framecast listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut framecast, url) =
+        spawn_binary(&["--no-test-pattern", "--source", "cam=-"], pipe).await;
 
     // Frames may have started before this subscriber: it sees the newest, then the rest in order.
     let mut reader = EventReader::open(&format!("{url}/events?stream=cam")).await;

@@ -3,11 +3,11 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-use crate::common::{EventReader, TestServer, sample_jpeg};
+use crate::common::{EventReader, TestServer, sample_jpeg, spawn_binary};
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_cleanly_within_two_seconds() {
@@ -37,25 +37,9 @@ async fn shutdown_ends_open_streams_cleanly_within_two_seconds() {
 
 #[tokio::test]
 async fn the_binary_exits_promptly_on_sigterm_with_viewers_connected_and_stderr_closed() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // A closed stderr, as with `framecast 2>&1 | head -1`, must not make it deaf to SIGTERM.
-    drop(child.stderr.take());
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = line
-        .strip_prefix("framecast listening on ")
-        .expect("the first line names the address")
-        .to_owned();
+    // spawn_binary closes its stderr at once, as with `framecast 2>&1 | head -1`: a closed
+    // stderr must not make it deaf to SIGTERM.
+    let (mut child, url) = spawn_binary(&[], Stdio::null()).await;
 
     // One viewer reading the test pattern, one connected but never reading.
     let mut reader = EventReader::open(&format!("{url}/events")).await;
