@@ -25,9 +25,6 @@ use crate::mjpeg::{self, Framing};
 use crate::split_publisher::SplitPublisher;
 use crate::stream_name::StreamName;
 
-/// Bytes looked at to guess the framing of a body that came without a Content-Type.
-const SNIFF_BYTES: usize = 64;
-
 /// Query parameters of `POST /frames`.
 #[derive(Debug, Deserialize)]
 pub struct FramesQuery {
@@ -139,7 +136,7 @@ async fn read_continuous(
                 break framing;
             }
             match next_chunk(state, &mut body).await? {
-                Some(chunk) if head.len() < SNIFF_BYTES => head.extend_from_slice(&chunk),
+                Some(chunk) if head.len() < mjpeg::SNIFF_BYTES => head.extend_from_slice(&chunk),
                 _ if head.is_empty() => return Err(Error::BadBody("empty body".into())),
                 _ => {
                     return Err(Error::BadBody(
@@ -153,22 +150,22 @@ async fn read_continuous(
         },
     };
 
-    let mut tally = SplitPublisher::new(framing, limit, channel.clone());
-    tally.push(&head);
+    let mut publisher = SplitPublisher::new(framing, limit, channel.clone());
+    publisher.push(&head);
     let mut received = !head.is_empty();
     while let Some(chunk) = next_chunk(state, &mut body).await? {
         received |= !chunk.is_empty();
-        tally.push(&chunk);
+        publisher.push(&chunk);
     }
-    tally.finish();
+    publisher.finish();
 
-    if tally.frames == 0 {
-        let why = match (received, tally.first_reason) {
+    if publisher.frames == 0 {
+        let why = match (received, publisher.first_reason) {
             (false, _) => "empty body".to_string(),
             (true, Some(reason)) => {
                 format!(
                     "no valid frame in the body ({} rejected): {reason}",
-                    tally.rejected
+                    publisher.rejected
                 )
             }
             (true, None) => "no JPEG frame found in the body".to_string(),
@@ -176,7 +173,7 @@ async fn read_continuous(
         return Err(Error::BadBody(why));
     }
     Ok(Json(
-        json!({ "frames": tally.frames, "rejected": tally.rejected }),
+        json!({ "frames": publisher.frames, "rejected": publisher.rejected }),
     ))
 }
 

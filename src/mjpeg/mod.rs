@@ -144,6 +144,9 @@ pub fn boundary_from_content_type(value: &str) -> Option<String> {
 
 /// Guesses the framing from the first bytes of a body without a Content-Type.
 ///
+/// Bytes a caller gathers before giving up on [`sniff`]: enough for a delimiter line.
+pub const SNIFF_BYTES: usize = 64;
+
 /// After optional blank lines: `--` starts multipart (the boundary comes from that line if it
 /// is complete), `FF D8` starts concatenated JPEGs, and a `Content-` header line is a multipart
 /// body without its first delimiter (Q6; the boundary is learned later). Otherwise `None`.

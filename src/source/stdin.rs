@@ -43,7 +43,7 @@ pub async fn run(channel: Arc<Channel>, max_frame_bytes: usize, shutdown: Shutdo
                 head.extend_from_slice(&chunk);
                 let framing = match mjpeg::sniff(&head) {
                     Some(framing) => framing,
-                    None if head.len() >= 64 => Framing::Concatenated,
+                    None if head.len() >= mjpeg::SNIFF_BYTES => Framing::Concatenated,
                     None => continue,
                 };
                 let mut started = SplitPublisher::new(framing, max_frame_bytes, channel.clone());
