@@ -2,7 +2,9 @@
 //!
 //! The defaults live here as named constants so that a limit is documented once, where it is set.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -29,6 +31,16 @@ pub const DEFAULT_SEND_BUFFER_BYTES: usize = 256 * 1024;
 pub const DEFAULT_TEST_PATTERN_FPS: u32 = 30;
 /// Longest wait for the next chunk of an ingest body before the upload is dropped as stalled.
 pub const DEFAULT_INGEST_IDLE: &str = "10s";
+/// A stream with no new frame for this long is reported `stalled` (at 30 fps, 150 frames late).
+pub const DEFAULT_STALL_AFTER: &str = "5s";
+/// How long a camera stays connected after the last viewer leaves: long enough that a page
+/// reload or a quick tab switch does not reconnect to the camera.
+pub const DEFAULT_LINGER: &str = "30s";
+/// Time allowed to open a TCP (and TLS) connection to a camera.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+/// Longest silence from a camera before it is dropped and reconnected; twice the stall time, so
+/// viewers hear `stalled` first.
+pub const DEFAULT_READ_TIMEOUT: &str = "10s";
 
 /// framecast: one JPEG source in, many Server-Sent Events viewers out.
 #[derive(Debug, Clone, Parser)]
@@ -77,11 +89,34 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_INGEST_IDLE", default_value = DEFAULT_INGEST_IDLE, value_parser = parse_duration)]
     pub ingest_idle: Duration,
 
-    /// A source feeding a stream, as `NAME=-` to read MJPEG or concatenated JPEGs from stdin
-    /// (e.g. `ffmpeg ... -f mjpeg - | framecast --source cam=-`). Repeatable; the variable
-    /// takes a comma-separated list.
+    /// A source feeding a stream: `NAME=SPEC [OPTION...]`, where SPEC is a camera URL
+    /// (`http://user:pass@camera/video.mjpg`, MJPEG stream or JPEG snapshot), `-` for
+    /// standard input, or an `.mjpeg` file or folder of `.jpg` files to replay. Options:
+    /// `fps=N`, `linger=30s`, `always-on`, `user=NAME`, `password=SECRET`. Repeatable; the
+    /// variable takes a comma-separated list.
     #[arg(long = "source", env = "FRAMECAST_SOURCE", value_delimiter = ',', value_parser = parse_source)]
     pub sources: Vec<SourceSpec>,
+
+    /// Report a stream as `stalled` after this long without a frame.
+    #[arg(long, env = "FRAMECAST_STALL_AFTER", default_value = DEFAULT_STALL_AFTER, value_parser = parse_duration)]
+    pub stall_after: Duration,
+
+    /// Keep a camera connected this long after its last viewer leaves.
+    #[arg(long, env = "FRAMECAST_LINGER", default_value = DEFAULT_LINGER, value_parser = parse_duration)]
+    pub linger: Duration,
+
+    /// Keep every camera connected even with no viewers (faster first frame, constant load).
+    #[arg(long, env = "FRAMECAST_ALWAYS_ON",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub always_on: bool,
+
+    /// Give up on connecting to a camera after this long.
+    #[arg(long, env = "FRAMECAST_CONNECT_TIMEOUT", default_value = DEFAULT_CONNECT_TIMEOUT, value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Reconnect to a camera that sends nothing for this long (there is no total timeout).
+    #[arg(long, env = "FRAMECAST_READ_TIMEOUT", default_value = DEFAULT_READ_TIMEOUT, value_parser = parse_duration)]
+    pub read_timeout: Duration,
 
     /// Do not feed the `default` stream from the built-in test pattern.
     #[arg(long, env = "FRAMECAST_NO_TEST_PATTERN",
@@ -101,13 +136,19 @@ impl Default for Config {
     }
 }
 
-/// One `--source NAME=SPEC`.
+/// One `--source NAME=SPEC [OPTION...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
     /// The stream the source feeds.
     pub stream: StreamName,
     /// Where its frames come from.
     pub input: SourceInput,
+    /// Frames per second: how often a snapshot URL is polled or a file replayed.
+    pub fps: Option<u32>,
+    /// How long a camera stays connected after its last viewer leaves (else `--linger`).
+    pub linger: Option<Duration>,
+    /// Keep this camera connected even with no viewers.
+    pub always_on: bool,
 }
 
 /// Where a source reads its frames.
@@ -115,23 +156,125 @@ pub struct SourceSpec {
 pub enum SourceInput {
     /// Standard input (`-`).
     Stdin,
+    /// An `http://` or `https://` URL: an MJPEG stream or a JPEG snapshot.
+    Camera(CameraUrl),
+    /// An MJPEG file or a folder of JPEGs.
+    File(PathBuf),
 }
 
-/// Parses `NAME=SPEC`.
+/// A camera's URL with its credentials kept apart, so that logging the URL never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CameraUrl {
+    /// The URL without user name or password.
+    pub url: reqwest::Url,
+    /// User name and password, from the URL or from `user=` / `password=` options.
+    pub credentials: Option<Credentials>,
+}
+
+/// A user name and password for Basic or Digest authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password; never printed.
+    pub password: String,
+}
+
+impl fmt::Debug for CameraUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CameraUrl")
+            .field("url", &self.url.as_str())
+            .field("user", &self.credentials.as_ref().map(|c| c.user.as_str()))
+            .finish()
+    }
+}
+
+impl fmt::Display for CameraUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+/// Parses `NAME=SPEC` followed by space-separated options (`fps=5 linger=10s always-on
+/// user=admin password=secret`). Errors never repeat a URL, which may hold a password.
 pub fn parse_source(text: &str) -> Result<SourceSpec, String> {
-    let (name, spec) = text
+    let mut words = text.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    let (name, spec) = first
         .split_once('=')
-        .ok_or_else(|| format!("{text:?}: use NAME=SPEC, e.g. cam=-"))?;
+        .ok_or("use NAME=SPEC, e.g. cam=- or cam=http://camera/video.mjpg")?;
     let stream = StreamName::parse(Some(name)).map_err(|err| err.to_string())?;
-    let input = match spec {
-        "-" => SourceInput::Stdin,
-        other => {
-            return Err(format!(
-                "{other:?}: only `-` (standard input) is supported as a source so far"
-            ));
-        }
+    let mut source = SourceSpec {
+        stream,
+        input: SourceInput::Stdin,
+        fps: None,
+        linger: None,
+        always_on: false,
     };
-    Ok(SourceSpec { stream, input })
+    let (mut user, mut password) = (None, None);
+    for word in words {
+        let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        match key {
+            "fps" => {
+                let fps = value.parse().ok().filter(|fps| (1..=120).contains(fps));
+                source.fps = Some(fps.ok_or_else(|| format!("{name}: fps must be 1 to 120"))?);
+            }
+            "linger" => source.linger = Some(parse_duration(value)?),
+            "always-on" => source.always_on = true,
+            "user" => user = Some(value.to_owned()),
+            "password" => password = Some(value.to_owned()),
+            _ => {
+                return Err(format!(
+                    "{name}: unknown option {key:?}; use fps=, linger=, always-on, user=, password="
+                ));
+            }
+        }
+    }
+    source.input = if spec == "-" {
+        SourceInput::Stdin
+    } else if spec.starts_with("http://") || spec.starts_with("https://") {
+        let mut url = reqwest::Url::parse(spec)
+            .map_err(|err| format!("{name}: the camera URL is not valid ({err})"))?;
+        if !url.username().is_empty() {
+            let decode = |part: &str| {
+                percent_decode(part).ok_or_else(|| format!("{name}: bad escape in the URL's user"))
+            };
+            user.get_or_insert(decode(url.username())?);
+            password.get_or_insert(decode(url.password().unwrap_or_default())?);
+            // Infallible for http(s) URLs, which always have a host.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        let credentials = user.map(|user| Credentials {
+            user,
+            password: password.unwrap_or_default(),
+        });
+        SourceInput::Camera(CameraUrl { url, credentials })
+    } else {
+        let path = PathBuf::from(spec);
+        if !path.exists() {
+            return Err(format!("{spec:?}: no such file or folder"));
+        }
+        SourceInput::File(path)
+    };
+    Ok(source)
+}
+
+/// Decodes `%XX` escapes, as user names and passwords in URLs carry them.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// Parses `15s`, `500ms`, `2m` or a bare number of seconds.
@@ -186,5 +329,43 @@ mod tests {
         assert!(parse_source("cam").is_err());
         assert!(parse_source("bad name=-").is_err());
         assert!(parse_source("cam=/no/such/kind").is_err());
+        assert!(parse_source("cam=- fps=0").is_err());
+        assert!(parse_source("cam=- colour=blue").is_err());
+    }
+
+    #[test]
+    fn camera_credentials_leave_the_url_and_never_show() {
+        let spec = parse_source("cam=http://admin:p%40ss@10.0.0.5:8080/video.mjpg fps=5 always-on")
+            .unwrap();
+        let SourceInput::Camera(camera) = &spec.input else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(camera.url.as_str(), "http://10.0.0.5:8080/video.mjpg");
+        let credentials = camera.credentials.as_ref().unwrap();
+        assert_eq!(
+            (credentials.user.as_str(), credentials.password.as_str()),
+            ("admin", "p@ss")
+        );
+        assert_eq!((spec.fps, spec.always_on), (Some(5), true));
+        assert!(!format!("{spec:?} {camera}").contains("p@ss"));
+
+        let spec =
+            parse_source("cam=https://cam/snap.jpg user=viewer password=s3cret linger=5s").unwrap();
+        let SourceInput::Camera(camera) = &spec.input else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(camera.credentials.as_ref().unwrap().password, "s3cret");
+        assert_eq!(spec.linger, Some(Duration::from_secs(5)));
+        assert!(!format!("{spec:?}").contains("s3cret"));
+
+        let err = parse_source("cam=http://admin:hunter2@[bad/").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn paths_become_file_sources() {
+        let spec = parse_source("replay=tests/fixtures fps=10").unwrap();
+        assert_eq!(spec.input, SourceInput::File("tests/fixtures".into()));
+        assert_eq!(spec.fps, Some(10));
     }
 }

@@ -16,6 +16,8 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::frame::Frame;
+use crate::shutdown::Shutdown;
+use crate::source_state::{SourceState, StreamState};
 use crate::sse::{self, EncodedFrame};
 use crate::stream_name::StreamName;
 
@@ -34,6 +36,10 @@ pub enum Feed {
     TestPattern,
     /// Frames read from standard input.
     Stdin,
+    /// A camera (or any HTTP server) pulled over HTTP.
+    Camera,
+    /// An MJPEG file or a folder of JPEGs, replayed.
+    File,
 }
 
 impl Feed {
@@ -43,6 +49,8 @@ impl Feed {
             Feed::Push => "pushed frames",
             Feed::TestPattern => "built-in test pattern",
             Feed::Stdin => "standard input",
+            Feed::Camera => "camera",
+            Feed::File => "file replay",
         }
     }
 }
@@ -67,12 +75,15 @@ pub struct Channel {
     feed: Feed,
     /// The newest encoded frame; `send_replace` never fails or waits, even with no receivers.
     latest: watch::Sender<Latest>,
+    /// What the source is doing; viewers are sent each change and the current state on joining.
+    state: watch::Sender<Arc<StreamState>>,
     /// Held while a frame is numbered, encoded and stored, so `seq` order is delivery order.
     publishing: Mutex<Publishing>,
     published: AtomicU64,
     rejected: AtomicU64,
     skipped: AtomicU64,
-    subscribers: AtomicUsize,
+    /// Open subscribers; a camera source watches it to connect on demand.
+    subscribers: watch::Sender<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +99,8 @@ pub struct Subscription {
     pub channel: Arc<Channel>,
     /// Sees each new frame; marked changed at the start if a frame is already there.
     pub frames: watch::Receiver<Latest>,
+    /// Sees each change of the source's state; marked changed at the start.
+    pub states: watch::Receiver<Arc<StreamState>>,
     all_subscribers: Arc<AtomicUsize>,
 }
 
@@ -98,6 +111,11 @@ pub struct ChannelStatus {
     pub name: String,
     /// What feeds it.
     pub source: Feed,
+    /// What the source is doing.
+    pub state: SourceState,
+    /// Why, if there is more to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Frames published so far.
     pub published: u64,
     /// Frames refused (invalid, truncated, too large).
@@ -160,15 +178,18 @@ impl Hub {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::TooManySubscribers(self.max_subscribers));
         }
-        channel.subscribers.fetch_add(1, Ordering::AcqRel);
+        channel.subscribers.send_modify(|count| *count += 1);
         let mut frames = channel.latest.subscribe();
         if frames.borrow().is_some() {
             // A late joiner gets the newest frame at once rather than a blank page.
             frames.mark_changed();
         }
+        let mut states = channel.state.subscribe();
+        states.mark_changed();
         Ok(Subscription {
             channel,
             frames,
+            states,
             all_subscribers: self.subscribers.clone(),
         })
     }
@@ -183,19 +204,50 @@ impl Hub {
         status.sort_by(|a, b| a.name.cmp(&b.name));
         status
     }
+
+    /// Marks live streams `stalled` when no frame has come for `stall_after`, until shutdown.
+    /// Sources report their other states themselves; a new frame makes a stream live again.
+    pub async fn watch_for_stalls(&self, stall_after: Duration, shutdown: Shutdown) {
+        let mut ticks = tokio::time::interval(
+            (stall_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        );
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                _ = ticks.tick() => {}
+            }
+            let channels: Vec<Arc<Channel>> = {
+                let channels = self.channels.lock().expect("hub lock poisoned");
+                channels.values().cloned().collect()
+            };
+            for channel in channels {
+                channel.mark_stalled_if_quiet(stall_after);
+            }
+        }
+    }
 }
 
 impl Channel {
     fn new(name: StreamName, feed: Feed) -> Channel {
+        let first_state = match feed {
+            Feed::Push => StreamState::new(
+                &name,
+                SourceState::Connecting,
+                Some("waiting for frames to be pushed".into()),
+            ),
+            _ => StreamState::new(&name, SourceState::Connecting, None),
+        };
         Channel {
             name,
             feed,
             latest: watch::Sender::new(None),
+            state: watch::Sender::new(Arc::new(first_state)),
             publishing: Mutex::new(Publishing::default()),
             published: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            subscribers: AtomicUsize::new(0),
+            subscribers: watch::Sender::new(0),
         }
     }
 
@@ -217,7 +269,46 @@ impl Channel {
         publishing.recent.push_back(now);
         self.latest.send_replace(Some(encoded.clone()));
         self.published.fetch_add(1, Ordering::Relaxed);
+        drop(publishing);
+        self.set_state(SourceState::Live, None);
         encoded
+    }
+
+    /// Tells viewers the source is now `state` (for `reason`), unless they already know.
+    pub fn set_state(&self, state: SourceState, reason: Option<&str>) {
+        let name = &self.name;
+        self.state.send_if_modified(|current| {
+            if current.is(state, reason) {
+                return false;
+            }
+            tracing::info!(stream = %name, state = state.as_str(), reason, "source state");
+            *current = Arc::new(StreamState::new(name, state, reason.map(str::to_owned)));
+            true
+        });
+    }
+
+    /// The source's current state.
+    pub fn state(&self) -> SourceState {
+        self.state.borrow().state
+    }
+
+    /// The number of open subscribers, updated as they come and go.
+    pub fn subscriber_count(&self) -> watch::Receiver<usize> {
+        self.subscribers.subscribe()
+    }
+
+    fn mark_stalled_if_quiet(&self, stall_after: Duration) {
+        if self.state() != SourceState::Live {
+            return;
+        }
+        let quiet_for = {
+            let publishing = self.publishing.lock().expect("publish lock poisoned");
+            publishing.recent.back().map(Instant::elapsed)
+        };
+        if quiet_for.is_some_and(|quiet| quiet >= stall_after) {
+            let reason = format!("no frame for {} s", stall_after.as_secs_f64());
+            self.set_state(SourceState::Stalled, Some(&reason));
+        }
     }
 
     /// Counts a frame that failed validation and was not broadcast.
@@ -239,12 +330,15 @@ impl Channel {
                 publishing.recent.back().map(Instant::elapsed),
             )
         };
+        let state = self.state.borrow().clone();
         ChannelStatus {
             name: self.name.to_string(),
             source: self.feed,
+            state: state.state,
+            reason: state.reason.clone(),
             published: self.published.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
-            subscribers: self.subscribers.load(Ordering::Relaxed),
+            subscribers: *self.subscribers.borrow(),
             skipped: self.skipped.load(Ordering::Relaxed),
             fps,
             age_ms: age.map(|age| age.as_millis() as u64),
@@ -271,7 +365,7 @@ fn frame_rate(times: &VecDeque<Instant>, now: Instant) -> f64 {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
+        self.channel.subscribers.send_modify(|count| *count -= 1);
         self.all_subscribers.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -28,6 +28,7 @@ pub mod mjpeg;
 pub mod server;
 pub mod shutdown;
 pub mod source;
+pub mod source_state;
 pub mod split_publisher;
 pub mod sse;
 pub mod stream_name;
@@ -47,6 +48,10 @@ use crate::shutdown::Shutdown;
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
     source::spawn_all(&config, &hub, &shutdown)?;
+    tokio::spawn({
+        let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
+        async move { hub.watch_for_stalls(stall_after, shutdown).await }
+    });
     let send_buffer_bytes = config.send_buffer_bytes;
     let state = http::AppState {
         hub,

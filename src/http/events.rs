@@ -2,7 +2,8 @@
 //!
 //! The response body is a stream that, each time hyper is ready to write more, hands over the
 //! newest frame's pre-encoded bytes (a reference-count bump, no copy). Frames that went by while
-//! the connection was busy are skipped and counted. The stream ends when the server shuts down.
+//! the connection was busy are skipped and counted. Changes of the source's state go out as
+//! `event: status`, the current one first. The stream ends when the server shuts down.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -102,6 +103,11 @@ impl Viewer {
         let chunk = tokio::select! {
             biased;
             () = &mut self.shutdown => return None,
+            // Before frames, so that a joining viewer hears the source's state first.
+            changed = self.subscription.states.changed() => {
+                changed.ok()?;
+                self.subscription.states.borrow_and_update().event.clone()
+            }
             changed = self.subscription.frames.changed() => {
                 // An error means the stream itself is gone.
                 changed.ok()?;

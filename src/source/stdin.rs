@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::hub::Channel;
-use crate::mjpeg::{self, Framing};
 use crate::shutdown::Shutdown;
+use crate::source_state::SourceState;
 use crate::split_publisher::SplitPublisher;
 
 /// Bytes asked for per read.
@@ -27,36 +27,16 @@ pub async fn run(channel: Arc<Channel>, max_frame_bytes: usize, shutdown: Shutdo
         .expect("can start the stdin thread");
     tracing::info!(stream = %channel.name(), "reading frames from standard input");
 
-    let mut head = Vec::new();
-    let mut publisher: Option<SplitPublisher> = None;
+    channel.set_state(SourceState::Connecting, Some("waiting for standard input"));
+    let mut publisher = SplitPublisher::sniffing(max_frame_bytes, channel.clone());
     loop {
         let chunk = tokio::select! {
             () = shutdown.wait() => return,
             chunk = chunks.recv() => chunk,
         };
         let Some(chunk) = chunk else { break };
-        match publisher.as_mut() {
-            Some(publisher) => publisher.push(&chunk),
-            None => {
-                // The first bytes tell multipart from bare JPEGs; garbage first means bare JPEGs,
-                // whose splitter resynchronises on the next start-of-image marker.
-                head.extend_from_slice(&chunk);
-                let framing = match mjpeg::sniff(&head) {
-                    Some(framing) => framing,
-                    None if head.len() >= mjpeg::SNIFF_BYTES => Framing::Concatenated,
-                    None => continue,
-                };
-                let mut started = SplitPublisher::new(framing, max_frame_bytes, channel.clone());
-                started.push(&std::mem::take(&mut head));
-                publisher = Some(started);
-            }
-        }
+        publisher.push(&chunk);
     }
-    let mut publisher = publisher.unwrap_or_else(|| {
-        let mut late = SplitPublisher::new(Framing::Concatenated, max_frame_bytes, channel.clone());
-        late.push(&head);
-        late
-    });
     publisher.finish();
     tracing::info!(
         stream = %channel.name(),
@@ -64,6 +44,7 @@ pub async fn run(channel: Arc<Channel>, max_frame_bytes: usize, shutdown: Shutdo
         rejected = publisher.rejected,
         "standard input ended; the last frame stays available"
     );
+    channel.set_state(SourceState::Offline, Some("standard input ended"));
 }
 
 /// Reads stdin to its end, handing chunks to the async side; stops if that side is gone.

@@ -244,13 +244,15 @@ pub async fn spawn_binary(
 }
 
 /// ffmpeg producing two seconds of its test source (320x240, 15 fps, in real time) with
-/// `muxer` into `output` (a URL, or `-` for stdout).
-pub fn ffmpeg_test_source(muxer: &str, output: &str) -> tokio::process::Command {
+/// `muxer` and `options` into `output` (a URL, or `-` for stdout).
+pub fn ffmpeg_test_source(muxer: &str, options: &[&str], output: &str) -> tokio::process::Command {
     let mut ffmpeg = tokio::process::Command::new("ffmpeg");
     ffmpeg
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15"])
-        .args(["-t", "2", "-f", muxer, output])
+        .args(["-t", "2", "-f", muxer])
+        .args(options)
+        .arg(output)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     ffmpeg

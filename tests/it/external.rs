@@ -12,7 +12,7 @@ use crate::common::{EventReader, TestServer, ffmpeg_test_source, parse_block, sp
 /// Pushes two seconds of ffmpeg's test source at 15 fps with the given muxer, in real time.
 async fn ffmpeg_push(server: &TestServer, muxer: &str, stream: &str) -> std::process::ExitStatus {
     let url = server.url(&format!("/frames?stream={stream}"));
-    let mut ffmpeg = ffmpeg_test_source(muxer, &url);
+    let mut ffmpeg = ffmpeg_test_source(muxer, &[], &url);
     tokio::time::timeout(Duration::from_secs(20), ffmpeg.status())
         .await
         .expect("ffmpeg finishes")
@@ -114,7 +114,7 @@ async fn curl_n_output_parses_as_server_sent_events() {
 
 #[tokio::test]
 async fn ffmpeg_piped_into_stdin_feeds_a_stream() {
-    let mut ffmpeg = ffmpeg_test_source("mjpeg", "-")
+    let mut ffmpeg = ffmpeg_test_source("mjpeg", &[], "-")
         .stdout(Stdio::piped())
         .spawn()
         .expect("ffmpeg is installed");
@@ -156,5 +156,55 @@ async fn ffmpeg_piped_into_stdin_feeds_a_stream() {
         .await
         .unwrap();
     assert_eq!(pushed.status(), 409);
+    framecast.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn an_ffmpeg_camera_serving_one_client_feeds_every_viewer() {
+    // `-listen 1` makes ffmpeg an HTTP server that accepts exactly one client, like a small
+    // camera: every viewer seeing frames proves framecast used one upstream connection.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let camera_url = format!("http://127.0.0.1:{port}/");
+    let mut ffmpeg = ffmpeg_test_source("mpjpeg", &["-listen", "1"], &camera_url)
+        .spawn()
+        .expect("ffmpeg is installed");
+    let source = format!("cam={camera_url}");
+    let (mut framecast, url) =
+        spawn_binary(&["--no-test-pattern", "--source", &source], Stdio::null()).await;
+
+    let events = format!("{url}/events?stream=cam");
+    let mut first = EventReader::open(&events).await;
+    let first_frame = first.next_frame().await.unwrap();
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(EventReader::open(&events).await);
+    }
+    let mut last = first_frame.json()["seq"].as_u64().unwrap();
+    while last < 25 {
+        let event = first.next_frame().await.unwrap();
+        let seq = event.json()["seq"].as_u64().unwrap();
+        assert!(seq > last, "frames arrive in order");
+        assert_eq!(event.json()["width"], 320);
+        assert!(framecast::jpeg::inspect(&event.jpeg()).is_ok());
+        last = seq;
+    }
+    for other in &mut others {
+        let event = other.next_frame().await.unwrap();
+        assert!(framecast::jpeg::inspect(&event.jpeg()).is_ok());
+    }
+    // ffmpeg ends after two seconds: the stream goes offline, and says why.
+    loop {
+        let event = first.next().await.unwrap();
+        if event.event.as_deref() == Some("status") && event.json()["state"] == "offline" {
+            let reason = event.json()["reason"].as_str().unwrap().to_owned();
+            assert!(reason.contains("ended the stream"), "{reason}");
+            break;
+        }
+    }
+    assert!(ffmpeg.wait().await.unwrap().success());
     framecast.start_kill().unwrap();
 }

@@ -31,7 +31,7 @@ async fn a_posted_jpeg_reaches_two_subscribers_byte_identical() {
 }
 
 #[tokio::test]
-async fn the_stream_starts_with_retry_then_the_newest_frame_for_a_late_subscriber() {
+async fn the_stream_starts_with_retry_then_the_state_then_the_newest_frame() {
     let server = TestServer::start().await;
     let old = sample_jpeg(64, 48, 1);
     let newest = sample_jpeg(64, 48, 2);
@@ -41,6 +41,10 @@ async fn the_stream_starts_with_retry_then_the_newest_frame_for_a_late_subscribe
     let mut late = EventReader::open(&server.url("/events")).await;
     let first = late.next().await.unwrap();
     assert_eq!(first.retry, Some(2000));
+    let status = late.next().await.unwrap();
+    assert_eq!(status.event.as_deref(), Some("status"));
+    assert_eq!(status.json()["state"], "live");
+    assert_eq!(status.json()["stream"], "default");
     let frame = late.next().await.unwrap();
     assert_eq!(frame.event.as_deref(), Some("frame"));
     assert_eq!(frame.json()["seq"], 2);
@@ -67,6 +71,9 @@ async fn a_quiet_stream_sends_keep_alive_comments() {
     .await;
     let mut reader = EventReader::open(&server.url("/events?stream=quiet")).await;
     assert_eq!(reader.next().await.unwrap().retry, Some(2000));
+    let status = reader.next().await.unwrap().json();
+    assert_eq!(status["state"], "connecting");
+    assert_eq!(status["reason"], "waiting for frames to be pushed");
     let comment = reader.next().await.unwrap();
     assert!(comment.comment);
     assert!(comment.data.is_empty());

@@ -1,11 +1,14 @@
 //! Integration tests: the real server on 127.0.0.1:0, driven by real clients over TCP.
 
 mod common;
+mod fake_camera;
 
+mod camera;
 mod cors;
 mod errors;
 mod external;
 mod fanout;
+mod replay;
 mod shutdown;
 mod slow_viewer;
 mod uploads;

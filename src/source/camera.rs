@@ -1,0 +1,368 @@
+//! The camera source: pulls an HTTP camera over one connection, for every viewer at once.
+//!
+//! This is why framecast exists: viewers never talk to the camera, and the camera sees one
+//! client however many people watch. The URL may serve an MJPEG stream
+//! (`multipart/x-mixed-replace`, cut up by the same splitter as uploads) or a single JPEG
+//! snapshot, which is then polled at the source's fps over the same kept-alive connection.
+//!
+//! By default the camera is connected when the first viewer arrives and dropped a linger time
+//! after the last one leaves. A failed or silent connection is retried with capped, jittered
+//! backoff, and viewers are told `connecting`, `live`, `stalled` or `offline` as it goes.
+//! Credentials are answered to Basic or Digest challenges and never appear in logs or states.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Client, Response, StatusCode};
+
+use super::backoff::Backoff;
+use super::on_demand;
+use crate::config::{CameraUrl, Credentials};
+use crate::frame::Frame;
+use crate::hub::Channel;
+use crate::mjpeg::{self, Framing};
+use crate::shutdown::Shutdown;
+use crate::source_state::SourceState;
+use crate::split_publisher::SplitPublisher;
+
+/// First reconnect delay; doubles per failure up to [`BACKOFF_CAP`].
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// Longest reconnect delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Most bytes read from an error response's body (a 401 page) to keep the connection reusable.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a camera source needs to know.
+#[derive(Debug, Clone)]
+pub struct Camera {
+    /// Where to pull from, with credentials kept apart.
+    pub url: CameraUrl,
+    /// How often a snapshot URL is polled.
+    pub snapshot_fps: u32,
+    /// Stay connected this long after the last viewer leaves.
+    pub linger: Duration,
+    /// Stay connected with no viewers at all.
+    pub always_on: bool,
+    /// Time allowed to open the connection.
+    pub connect_timeout: Duration,
+    /// Longest silence before the connection is dropped and made again.
+    pub read_timeout: Duration,
+    /// Largest frame accepted.
+    pub max_frame_bytes: usize,
+}
+
+/// Feeds `channel` from `camera` until shutdown, connected while there is demand for it.
+pub async fn run(camera: Camera, channel: Arc<Channel>, shutdown: Shutdown) {
+    tracing::info!(stream = %channel.name(), url = %camera.url, always_on = camera.always_on,
+                   "camera source");
+    let mut subscribers = channel.subscriber_count();
+    loop {
+        if !camera.always_on {
+            channel.set_state(SourceState::Connecting, Some("idle until a viewer arrives"));
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = on_demand::viewers_arrive(&mut subscribers) => {}
+            }
+        }
+        // The session is dropped, and its connection closed, when the linger runs out.
+        let linger_over = async {
+            if camera.always_on {
+                std::future::pending().await
+            } else {
+                on_demand::viewers_gone_for(subscribers.clone(), camera.linger).await
+            }
+        };
+        tokio::select! {
+            () = shutdown.wait() => return,
+            never = pull(&camera, &channel) => match never {},
+            () = linger_over => {
+                tracing::info!(stream = %channel.name(), linger = ?camera.linger,
+                               "no viewers; disconnecting from the camera");
+            }
+        }
+    }
+}
+
+/// Connects, publishes, and reconnects after failures, for as long as it is polled.
+async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
+    // One client per session: its pool holds the one connection, dropped with the session.
+    let client = Client::builder()
+        .connect_timeout(camera.connect_timeout)
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .user_agent(concat!("framecast/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client's settings are valid");
+    let mut auth = Auth::new(camera.url.credentials.clone());
+    let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
+    loop {
+        // While offline, retries update the reason rather than flicker through `connecting`.
+        if channel.state() != SourceState::Offline {
+            channel.set_state(SourceState::Connecting, None);
+        }
+        let Err(problem) = pull_once(camera, channel, &client, &mut auth, &mut backoff).await;
+        let delay = backoff.next_delay();
+        tracing::warn!(stream = %channel.name(), %problem, retry_in = ?delay, "camera failed");
+        let reason = format!("{problem}; retrying in {:.1} s", delay.as_secs_f64());
+        channel.set_state(SourceState::Offline, Some(&reason));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One connection's worth of pulling; returns why it ended.
+async fn pull_once(
+    camera: &Camera,
+    channel: &Arc<Channel>,
+    client: &Client,
+    auth: &mut Auth,
+    backoff: &mut Backoff,
+) -> Result<Infallible, String> {
+    let mut response = auth.get(camera, client).await?;
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let mut publisher = match essence.as_str() {
+        "image/jpeg" | "image/jpg" => {
+            return poll_snapshots(camera, channel, client, auth, backoff, response).await;
+        }
+        "multipart/x-mixed-replace" | "multipart/mixed" => SplitPublisher::new(
+            Framing::Multipart(mjpeg::boundary_from_content_type(&content_type)),
+            camera.max_frame_bytes,
+            channel.clone(),
+        ),
+        _ => SplitPublisher::sniffing(camera.max_frame_bytes, channel.clone()),
+    };
+    tracing::info!(stream = %channel.name(), content_type, "camera connected");
+    loop {
+        let chunk = next_chunk(camera, &mut response).await?;
+        let Some(chunk) = chunk else {
+            publisher.finish();
+            return Err("the camera ended the stream".into());
+        };
+        let published = publisher.frames;
+        publisher.push(&chunk);
+        if publisher.frames > published {
+            backoff.reset();
+        }
+    }
+}
+
+/// Publishes the snapshot already fetched, then fetches one every 1/fps s on the same client.
+async fn poll_snapshots(
+    camera: &Camera,
+    channel: &Arc<Channel>,
+    client: &Client,
+    auth: &mut Auth,
+    backoff: &mut Backoff,
+    first: Response,
+) -> Result<Infallible, String> {
+    tracing::info!(stream = %channel.name(), fps = camera.snapshot_fps, "polling camera snapshots");
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / camera.snapshot_fps);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let mut response = first;
+    loop {
+        let jpeg = read_whole(camera, &mut response).await?;
+        match Frame::from_jpeg(jpeg) {
+            Ok(frame) => {
+                channel.publish(&frame);
+                backoff.reset();
+            }
+            Err(err) => {
+                tracing::debug!(stream = %channel.name(), %err, "snapshot rejected");
+                channel.record_rejected();
+            }
+        }
+        ticks.tick().await;
+        response = auth.get(camera, client).await?;
+    }
+}
+
+/// The next piece of a streamed body, `None` at its end; fails after `read_timeout` of silence.
+async fn next_chunk(camera: &Camera, response: &mut Response) -> Result<Option<Bytes>, String> {
+    match tokio::time::timeout(camera.read_timeout, response.chunk()).await {
+        Err(_) => Err(format!(
+            "no data from the camera for {} s",
+            camera.read_timeout.as_secs_f64()
+        )),
+        Ok(chunk) => chunk.map_err(|err| describe(&err)),
+    }
+}
+
+/// A snapshot body, whole; refuses one larger than the frame limit.
+async fn read_whole(camera: &Camera, response: &mut Response) -> Result<Bytes, String> {
+    let mut jpeg = BytesMut::new();
+    while let Some(chunk) = next_chunk(camera, response).await? {
+        if jpeg.len() + chunk.len() > camera.max_frame_bytes {
+            return Err(format!(
+                "the snapshot is larger than {} bytes",
+                camera.max_frame_bytes
+            ));
+        }
+        jpeg.extend_from_slice(&chunk);
+    }
+    Ok(jpeg.freeze())
+}
+
+/// Answers the camera's authentication challenge, remembering it for later requests.
+struct Auth {
+    credentials: Option<Credentials>,
+    scheme: Option<Scheme>,
+}
+
+enum Scheme {
+    Basic,
+    /// The server's Digest challenge; answering it again counts up its nonce count.
+    Digest(Box<digest_auth::WwwAuthenticateHeader>),
+}
+
+impl Auth {
+    fn new(credentials: Option<Credentials>) -> Auth {
+        Auth {
+            credentials,
+            scheme: None,
+        }
+    }
+
+    /// GETs the camera URL, answering a 401 challenge once; fails unless the answer is 2xx.
+    async fn get(&mut self, camera: &Camera, client: &Client) -> Result<Response, String> {
+        let url = &camera.url.url;
+        // Headers must come within the connect and read timeouts, however slow the camera.
+        let headers_due = camera.connect_timeout + camera.read_timeout;
+        for attempt in 0..2 {
+            let mut request = client.get(url.clone());
+            if let Some(authorization) = self.authorization(url)? {
+                request = request.header(header::AUTHORIZATION, authorization);
+            }
+            let response = tokio::time::timeout(headers_due, request.send())
+                .await
+                .map_err(|_| format!("no answer from the camera in {} s", headers_due.as_secs()))?
+                .map_err(|err| describe(&err))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            if status != StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Err(match status {
+                    StatusCode::UNAUTHORIZED => {
+                        "the camera refused the user name or password".into()
+                    }
+                    _ => format!("the camera answered {status}"),
+                });
+            }
+            if self.credentials.is_none() {
+                return Err(
+                    "the camera asks for a user name and password; give them in the URL \
+                            or as user= and password= options"
+                        .into(),
+                );
+            }
+            self.scheme = Some(Self::challenge(&response)?);
+            // Reading the 401 page to its end lets the answer reuse the same connection.
+            drain(camera, response).await;
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// The `Authorization` header for the next request, if the camera has asked for one.
+    fn authorization(&mut self, url: &reqwest::Url) -> Result<Option<HeaderValue>, String> {
+        let (Some(credentials), Some(scheme)) = (&self.credentials, &mut self.scheme) else {
+            return Ok(None);
+        };
+        let value = match scheme {
+            Scheme::Basic => {
+                use base64::Engine;
+                let pair = format!("{}:{}", credentials.user, credentials.password);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                format!("Basic {encoded}")
+            }
+            Scheme::Digest(prompt) => {
+                let uri = match url.query() {
+                    Some(query) => format!("{}?{query}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                let context = digest_auth::AuthContext::new(
+                    credentials.user.as_str(),
+                    credentials.password.as_str(),
+                    uri.as_str(),
+                );
+                prompt
+                    .respond(&context)
+                    .map_err(|err| format!("cannot answer the camera's Digest challenge: {err}"))?
+                    .to_header_string()
+            }
+        };
+        let mut value = HeaderValue::try_from(value)
+            .map_err(|_| "the user name or password holds characters HTTP cannot carry")?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    /// The scheme a 401 response asks for: Digest if offered, else Basic.
+    fn challenge(response: &Response) -> Result<Scheme, String> {
+        let offers: Vec<&str> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let starts_with = |offer: &str, scheme: &str| {
+            offer
+                .get(..scheme.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+        };
+        if let Some(digest) = offers.iter().find(|offer| starts_with(offer, "digest")) {
+            let prompt = digest_auth::parse(digest)
+                .map_err(|err| format!("cannot read the camera's Digest challenge: {err}"))?;
+            return Ok(Scheme::Digest(Box::new(prompt)));
+        }
+        if offers.iter().any(|offer| starts_with(offer, "basic")) {
+            return Ok(Scheme::Basic);
+        }
+        Err(format!(
+            "the camera asks for an unsupported authentication ({})",
+            offers.join(", ")
+        ))
+    }
+}
+
+/// Reads and drops a small error body so that its connection can carry the next request.
+async fn drain(camera: &Camera, mut response: Response) {
+    let mut left = ERROR_BODY_BYTES;
+    while let Ok(Some(chunk)) = next_chunk(camera, &mut response).await {
+        let Some(rest) = left.checked_sub(chunk.len()) else {
+            return;
+        };
+        left = rest;
+    }
+}
+
+/// The innermost cause of a client error, which says what actually went wrong
+/// ("Connection refused"), without the URL.
+fn describe(err: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string();
+    if err.is_timeout() || err.is_connect() && text.contains("timed out") {
+        return format!("could not connect to the camera in time ({text})");
+    }
+    if err.is_connect() {
+        return format!("could not connect to the camera: {text}");
+    }
+    text
+}

@@ -1,0 +1,65 @@
+//! `SourceState`: what the producer behind a stream is doing, as viewers are told it.
+//!
+//! A page showing a camera should be able to say "camera offline" rather than freeze on the
+//! last picture. Each stream keeps its current [`StreamState`] with the `event: status` bytes
+//! already encoded, so a state change costs one encoding however many viewers hear of it.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::sse;
+use crate::stream_name::StreamName;
+
+/// The state of a stream's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceState {
+    /// Not delivering yet: connecting to a camera, or waiting for the first frame.
+    Connecting,
+    /// Frames are arriving.
+    Live,
+    /// Connected, but no frame for a while; the last frame stays available.
+    Stalled,
+    /// Unreachable or ended; a camera source keeps retrying.
+    Offline,
+}
+
+impl SourceState {
+    /// The name used in `event: status` and `GET /streams`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Live => "live",
+            SourceState::Stalled => "stalled",
+            SourceState::Offline => "offline",
+        }
+    }
+}
+
+/// A stream's current state, with its reason and its encoded `event: status`.
+#[derive(Debug, Clone)]
+pub struct StreamState {
+    /// The state.
+    pub state: SourceState,
+    /// Why, when there is more to say than the state (e.g. the connection error).
+    pub reason: Option<String>,
+    /// The `event: status` bytes every viewer is sent.
+    pub event: Bytes,
+}
+
+impl StreamState {
+    /// `state` of stream `stream`, encoded once.
+    pub fn new(stream: &StreamName, state: SourceState, reason: Option<String>) -> StreamState {
+        let event = sse::status_event(stream, state.as_str(), reason.as_deref());
+        StreamState {
+            state,
+            reason,
+            event,
+        }
+    }
+
+    /// Whether this is already `state` for `reason`, so that nothing needs to be sent.
+    pub fn is(&self, state: SourceState, reason: Option<&str>) -> bool {
+        self.state == state && self.reason.as_deref() == reason
+    }
+}
