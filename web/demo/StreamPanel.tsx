@@ -35,6 +35,8 @@ export function StreamPanel({ server, initialStream, token, known, onRemove }: S
       data-dropped={live.dropped}
       data-delay={live.delayMs ?? ''}
       data-opens={live.opens}
+      data-state={live.state ?? ''}
+      data-state-reason={live.stateReason ?? ''}
     >
       <form
         className="bar"
@@ -66,7 +68,10 @@ export function StreamPanel({ server, initialStream, token, known, onRemove }: S
         <dt>status</dt>
         <dd className={`status-${live.status}`}>{live.status}</dd>
         <dt>source</dt>
-        <dd>{live.state ?? '–'}</dd>
+        <dd title={live.stateReason ?? undefined}>
+          {live.state ?? '–'}
+          {live.stateReason ? ` (${live.stateReason})` : ''}
+        </dd>
         <dt>fps</dt>
         <dd>{live.fps.toFixed(1)}</dd>
         <dt>delay</dt>

@@ -75,8 +75,12 @@ async function waitFor(what, timeoutMs, probe, everyMs = 100) {
 }
 
 /** Starts framecast and resolves with its base URL once it printed the listening line. */
+// A camera URL nobody listens on: the `cam` stream reports itself offline.
+const DownCameraUrl = 'http://127.0.0.1:9/video.mjpg'
+
 async function startFramecast(bind = '127.0.0.1:0') {
-  const child = spawn(FramecastBin, ['--bind', bind], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const args = ['--bind', bind, '--source', `cam=${DownCameraUrl} always-on`]
+  const child = spawn(FramecastBin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise(done => child.once('exit', (code, signal) => done({ code, signal, at: Date.now() })))
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -233,6 +237,9 @@ async function run() {
   await waitFor('10 frames', 10_000, async () => Number((await panelOf(page)).received) >= 10)
   record('demo page opens /events cross-origin', true, demoUrl)
 
+  const live = await panelOf(page)
+  record('the panel shows the source state from event: status', live.state === 'live', `state ${JSON.stringify(live.state)}`)
+
   const first = await waitFor('a drawn canvas', 5_000, async () => {
     const sample = await canvasSample(page)
     return sample.width > 0 && sample.levels > 1 ? sample : null
@@ -343,7 +350,21 @@ async function run() {
     `sent ${JSON.stringify(sentAuth)}, panel ${JSON.stringify(await panelOf(authPage))}`,
   )
 
-  // 6. A server restart: framecast ends the body on SIGTERM, exits quickly, and the page reconnects to the new one.
+  // 6. A camera that is down: the page says so instead of showing nothing.
+  const camPage = await context.newPage()
+  await camPage.goto(`${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=cam`)
+  const down = await waitFor('the camera to be reported offline', 10_000, async () => {
+    const panel = await panelOf(camPage)
+    return panel.state === 'offline' ? panel : null
+  }).catch(error => error)
+  record(
+    'a camera that is down shows as offline, with the reason',
+    !(down instanceof Error) && /refused/.test(down.stateReason),
+    down instanceof Error ? down.message : `${down.state}: ${down.stateReason}`,
+  )
+  await camPage.close()
+
+  // 7. A server restart: framecast ends the body on SIGTERM, exits quickly, and the page reconnects to the new one.
   const port = new URL(framecast.url).port
   const opensBefore = Number((await panelOf(authPage)).opens)
   const signalledAt = Date.now()
