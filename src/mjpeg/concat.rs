@@ -186,6 +186,10 @@ impl ConcatSplitter {
         self.buf.extend_from_slice(chunk);
     }
 
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) fn finish(&mut self) -> Option<Piece> {
         self.eof = true;
         self.next_piece()
