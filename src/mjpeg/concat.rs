@@ -56,10 +56,10 @@ impl EndScanner {
         self.pos
     }
 
-    /// Where a resync may start searching, given `buffered` bytes: past the length-skipped
-    /// header segments, never past what has been seen.
-    pub(crate) fn resume_point(&self, buffered: usize) -> usize {
-        self.first_scan.unwrap_or(self.pos).min(buffered)
+    /// Where a resync may start searching: past the length-skipped header segments, which
+    /// may run past the bytes that have arrived.
+    pub(crate) fn resume_point(&self) -> usize {
+        self.first_scan.unwrap_or(self.pos)
     }
 
     /// The caller dropped the first `n` bytes of the image (they were examined already).
@@ -186,6 +186,10 @@ impl ConcatSplitter {
         self.buf.extend_from_slice(chunk);
     }
 
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) fn finish(&mut self) -> Option<Piece> {
         self.eof = true;
         self.next_piece()
@@ -215,16 +219,20 @@ impl ConcatSplitter {
                     dropped,
                 } => {
                     let discarding = *discard_flag;
-                    match scanner.scan(&self.buf) {
+                    // The verdict on a frame depends on its first `max_frame_bytes` only, so it
+                    // is the same however the stream was chunked; a discarded one is walked
+                    // to its end.
+                    let visible = if discarding {
+                        self.buf.len()
+                    } else {
+                        self.buf.len().min(self.max_frame_bytes)
+                    };
+                    match scanner.scan(&self.buf[..visible]) {
                         Scan::End(end) => {
                             self.state = State::Seek;
                             if discarding {
                                 self.buf.advance(end);
                                 continue;
-                            }
-                            if end > self.max_frame_bytes {
-                                self.buf.advance(end);
-                                return Some(oversize(self.max_frame_bytes));
                             }
                             return Some(Piece::Frame(self.buf.split_to(end).freeze()));
                         }
@@ -406,6 +414,30 @@ mod tests {
             rejections(&pieces),
             vec![format!("too large: frame exceeds {max} bytes"); 2]
         );
+    }
+
+    #[test]
+    fn oversize_is_decided_on_the_first_max_bytes() {
+        // Stray bytes past the cap: the image is too large before it is malformed, whether
+        // the splitter has already seen the stray bytes or not.
+        let good = samples::sample_jpeg(8, 8, 16);
+        let mut bad = samples::exif_thumbnail_jpeg(16, 16, 17);
+        let sos = bad.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        bad.splice(sos..sos, [0x12, 0x34]);
+        let max = sos - 10;
+        assert!(good.len() <= max);
+        let input = concat(&[&bad, &good]);
+        let pieces = split_everywhere(&Framing::Concatenated, max, &input);
+        assert_eq!(pieces, vec![oversize(max), Piece::Frame(good.into())]);
+    }
+
+    #[test]
+    fn fuzz_malformed_past_the_cap_is_chunking_independent() {
+        // Found by `fuzz/run.sh` (target `concat`): a header segment runs past the 300-byte
+        // cap and stray bytes follow it; one push said "malformed", small chunks "too large".
+        let input = include_bytes!("../../tests/fixtures/fuzz/concat-malformed-past-the-cap.bin");
+        let pieces = split_everywhere(&Framing::Concatenated, 300, input);
+        assert_eq!(pieces, vec![oversize(300)]);
     }
 
     #[test]

@@ -84,6 +84,16 @@ impl Splitter {
         }
     }
 
+    /// Bytes held back for an unfinished frame, part headers or a possible delimiter. Once
+    /// [`next_piece`](Self::next_piece) has been drained this is within the bound under
+    /// `# Memory` above; once [`finish`](Self::finish) has returned `None` it is 0.
+    pub fn buffered_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Multipart(m) => m.buffered_bytes(),
+            Inner::Concatenated(c) => c.buffered_bytes(),
+        }
+    }
+
     /// Ends the stream: returns what the unfinished tail amounted to, if anything (an
     /// unfinished frame is a `Rejected("truncated: ...")`). Call until it returns `None`.
     pub fn finish(&mut self) -> Option<Piece> {
@@ -317,6 +327,21 @@ pub(crate) mod tests {
         assert_eq!(multi.next_piece(), Some(Piece::Frame(Bytes::from(jpeg))));
         assert_eq!(multi.next_piece(), None);
         assert_eq!(multi.finish(), None);
+    }
+
+    #[test]
+    fn buffered_bytes_is_the_unfinished_frame_and_zero_after_finish() {
+        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 2);
+        for framing in [Framing::Concatenated, Framing::Multipart(Some("b".into()))] {
+            let mut splitter = Splitter::new(framing, 1 << 20);
+            splitter.push(b"--b\r\n\r\n");
+            splitter.push(&jpeg[..100]);
+            while splitter.next_piece().is_some() {}
+            assert_eq!(splitter.buffered_bytes(), 100);
+            assert!(matches!(splitter.finish(), Some(Piece::Rejected(_))));
+            assert_eq!(splitter.finish(), None);
+            assert_eq!(splitter.buffered_bytes(), 0);
+        }
     }
 
     proptest::proptest! {

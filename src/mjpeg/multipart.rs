@@ -84,8 +84,9 @@ enum State {
     BodyStart { kind: Kind },
     /// Inside a JPEG that starts at offset 0 of the buffer, walking it to its end.
     Image { scanner: EndScanner },
-    /// Dropping a non-JPEG part of known length.
-    SkipBytes { remaining: u64 },
+    /// Dropping bytes of known length (a non-JPEG part, or the header segments of an oversize
+    /// image), then resyncing at a line start or not.
+    SkipBytes { remaining: u64, line_start: bool },
 }
 
 /// The line-oriented state a part ends in: the next delimiter may follow without a CRLF.
@@ -136,6 +137,10 @@ impl MultipartSplitter {
         self.buf.extend_from_slice(chunk);
     }
 
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) fn finish(&mut self) -> Option<Piece> {
         self.eof = true;
         self.next_piece()
@@ -175,17 +180,26 @@ impl MultipartSplitter {
             State::Sized { len, kind } => self.sized(len, kind),
             State::BodyStart { kind } => self.body_start(kind),
             State::Image { .. } => self.image(),
-            State::SkipBytes { remaining } => {
+            State::SkipBytes {
+                remaining,
+                line_start,
+            } => {
                 let n = usize::try_from(remaining)
                     .unwrap_or(usize::MAX)
                     .min(self.buf.len());
                 self.buf.advance(n);
                 let remaining = remaining - n as u64;
                 if remaining == 0 {
-                    self.state = AFTER_PART;
+                    self.state = State::Seek {
+                        line_start,
+                        resync_jpeg: true,
+                    };
                     return Step::Continue;
                 }
-                self.state = State::SkipBytes { remaining };
+                self.state = State::SkipBytes {
+                    remaining,
+                    line_start,
+                };
                 Step::NeedMore
             }
         }
@@ -411,7 +425,10 @@ impl MultipartSplitter {
         let length = part.content_length.filter(|&n| n > 0);
         match (part.kind, length) {
             (Kind::Other, Some(n)) if n <= max as u64 => {
-                self.state = State::SkipBytes { remaining: n };
+                self.state = State::SkipBytes {
+                    remaining: n,
+                    line_start: true,
+                };
             }
             (Kind::Other, _) => {
                 self.state = State::Seek {
@@ -524,12 +541,9 @@ impl MultipartSplitter {
             unreachable!("image() is only called in State::Image");
         };
         let max = self.max_frame_bytes;
-        match scanner.scan(&self.buf) {
-            Scan::End(end) if end > max => {
-                self.buf.advance(end);
-                self.state = AFTER_PART;
-                Step::Piece(oversize(max))
-            }
+        // Only the first `max` bytes are walked: the verdict is the same however the body was
+        // chunked, and an image that has not ended within them is too large.
+        match scanner.scan(&self.buf[..self.buf.len().min(max)]) {
             Scan::End(end) => {
                 let frame = self.buf.split_to(end).freeze();
                 self.state = AFTER_PART;
@@ -549,13 +563,15 @@ impl MultipartSplitter {
                 Step::Piece(Piece::Rejected(format!("malformed: {reason}")))
             }
             Scan::NeedMore if scanner.known_len().max(self.buf.len()) > max => {
-                // Resync inside what was read, but past the header segments so that an EXIF
-                // thumbnail is not taken for the next frame.
-                let resume = scanner.resume_point(self.buf.len());
-                self.buf.advance(resume);
-                self.state = State::Seek {
+                // Resync past the header segments so that an EXIF thumbnail is not taken for
+                // the next frame, even where they run past what has arrived: the resync point
+                // must not depend on how much that is.
+                let resume = scanner.resume_point();
+                let here = resume.min(self.buf.len());
+                self.buf.advance(here);
+                self.state = State::SkipBytes {
+                    remaining: (resume - here) as u64,
                     line_start: false,
-                    resync_jpeg: true,
                 };
                 Step::Piece(oversize(max))
             }
@@ -845,6 +861,32 @@ mod tests {
             rejections(&pieces),
             vec![format!("too large: frame exceeds {max} bytes")]
         );
+    }
+
+    #[test]
+    fn oversize_is_decided_on_the_first_max_bytes() {
+        // Stray bytes past the cap: the part is too large before it is malformed, whether the
+        // splitter has already seen the stray bytes or not.
+        let small = samples::sample_jpeg(8, 8, 12);
+        let mut big = samples::exif_thumbnail_jpeg(16, 16, 13);
+        let sos = big.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        big.splice(sos..sos, [0x12, 0x34]);
+        let max = sos - 10;
+        assert!(small.len() <= max);
+        let input = [part(&big, false), part(&small, false)].concat();
+        let pieces = split_everywhere(&b(), max, &input);
+        assert_eq!(pieces, vec![oversize(max), Piece::Frame(small.into())]);
+    }
+
+    #[test]
+    fn fuzz_resync_after_oversize_is_chunking_independent() {
+        // Found by `fuzz/run.sh` (target `multipart`): a segment length of 0xFFD8 makes the
+        // image too large at once. The resync point past that segment used to be clamped to
+        // the bytes that had arrived, so small chunks found the `FF D8 FF` inside the segment
+        // that one push skipped.
+        let input = b"\xFF\xD8\xFF\x0A\xFF\xD8\xFF\xD8\xFF";
+        let pieces = split_everywhere(&b(), 4096, input);
+        assert_eq!(pieces, vec![oversize(4096)]);
     }
 
     #[test]
