@@ -9,3 +9,4 @@ mod fanout;
 mod shutdown;
 mod slow_viewer;
 mod uploads;
+mod wire;
