@@ -137,3 +137,15 @@ async fn a_subscriber_that_leaves_a_quiet_stream_is_no_longer_counted() {
     }
     panic!("subscriber count never returned to 0");
 }
+
+#[tokio::test]
+async fn a_request_head_that_arrives_in_pieces_is_still_answered() {
+    let server = TestServer::start().await;
+    let (first, rest) = DIRECT.split_at(20);
+    let mut raw = Raw::send(&server, first).await;
+    // The server peeks at a partial head and leaves the connection to hyper, which waits.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    raw.socket.write_all(rest.as_bytes()).await.unwrap();
+    assert!(raw.read_until_ends_with(b"retry: 2000\n\n\r\n").await);
+    assert!(raw.undated().starts_with("HTTP/1.1 200 OK\r\n"));
+}
