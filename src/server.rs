@@ -23,6 +23,8 @@ use tower::Service;
 use crate::shutdown::Shutdown;
 
 /// Time a client has to send its request headers; defends against slowloris connections.
+/// The direct path waits this long for the first bytes; a head that is not complete then
+/// gets the same time again from hyper.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Hyper stops pulling frames from a response once this much is queued for the socket, so a
 /// viewer that cannot keep up holds about one frame in user space, then skips to the newest.
