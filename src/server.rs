@@ -1,23 +1,30 @@
-//! The accept loop: one task per TCP connection, each served by hyper's HTTP/1.1 engine.
+//! The accept loop: one task per TCP connection, each served by hyper's HTTP/1.1 engine, except
+//! event streams, which [`direct`] serves without hyper's buffers.
 //!
-//! framecast runs its own loop instead of `axum::serve` for three reasons: a header-read timeout
+//! framecast runs its own loop instead of `axum::serve` for four reasons: a header-read timeout
 //! needs a timer installed on the connection, the write buffer limit keeps hyper from queueing
-//! several frames for a slow viewer (so it skips to the newest instead), and on shutdown every
-//! connection is closed within a deadline even when a client never leaves.
+//! several frames for a slow viewer (so it skips to the newest instead), on shutdown every
+//! connection is closed within a deadline even when a client never leaves, and an idle
+//! subscriber should cost a few hundred bytes of heap rather than hyper's two 8 KiB buffers.
+
+mod direct;
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
 use crate::shutdown::Shutdown;
 
 /// Time a client has to send its request headers; defends against slowloris connections.
+/// The direct path waits this long for the first bytes; a head that is not complete then
+/// gets the same time again from hyper.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Hyper stops pulling frames from a response once this much is queued for the socket, so a
 /// viewer that cannot keep up holds about one frame in user space, then skips to the newest.
@@ -66,26 +73,17 @@ pub async fn serve(
         let router = router.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            // The router's error type is `Infallible`: every failure is already a response.
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                router.clone().call(request)
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(WRITE_BUFFER_LIMIT)
-                .serve_connection(TokioIo::new(socket), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = shutdown.wait() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            let socket = match direct::serve(socket, &router, HEADER_READ_TIMEOUT, &shutdown).await
+            {
+                Ok(direct::Outcome::Hyper(socket)) => socket,
+                Ok(direct::Outcome::Done) => return,
+                Err(err) => {
+                    tracing::debug!(%err, %peer, "connection ended with an error");
+                    return;
                 }
             };
-            if let Err(err) = result {
-                tracing::debug!(%err, %peer, "connection ended with an error");
-            }
+            // Boxed, so that the task of a connection served directly stays small.
+            Box::pin(serve_with_hyper(socket, peer, router, shutdown)).await;
         });
     }
     connections.close();
@@ -99,4 +97,27 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Serves one connection with hyper until it closes, or gracefully once `shutdown` fires.
+async fn serve_with_hyper(socket: TcpStream, peer: SocketAddr, router: Router, shutdown: Shutdown) {
+    // The router's error type is `Infallible`: every failure is already a response.
+    let service =
+        hyper::service::service_fn(move |request: Request<Incoming>| router.clone().call(request));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(WRITE_BUFFER_LIMIT)
+        .serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.wait() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%err, %peer, "connection ended with an error");
+    }
 }

@@ -12,3 +12,4 @@ mod replay;
 mod shutdown;
 mod slow_viewer;
 mod uploads;
+mod wire;

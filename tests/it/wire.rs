@@ -1,0 +1,151 @@
+//! The bytes on the wire: an event stream taken by the direct path (no hyper) is byte for byte
+//! what hyper sends for the same request, from the head to the last chunk.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{TestServer, WAIT, sample_jpeg};
+
+/// A request the direct path takes.
+const DIRECT: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\n\r\n";
+/// The same request with an (empty) body, which the direct path leaves to hyper.
+const VIA_HYPER: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n";
+
+/// A raw HTTP/1.1 connection and everything it has received.
+struct Raw {
+    socket: TcpStream,
+    received: Vec<u8>,
+}
+
+impl Raw {
+    async fn send(server: &TestServer, request: &str) -> Raw {
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        Raw {
+            socket,
+            received: Vec::new(),
+        }
+    }
+
+    /// Reads until `received` ends with `tail`, or the connection closes (then `false`).
+    async fn read_until_ends_with(&mut self, tail: &[u8]) -> bool {
+        let mut buf = [0; 64 * 1024];
+        while !self.received.ends_with(tail) {
+            let n = tokio::time::timeout(WAIT, self.socket.read(&mut buf))
+                .await
+                .expect("bytes within the wait limit")
+                .unwrap();
+            if n == 0 {
+                return false;
+            }
+            self.received.extend_from_slice(&buf[..n]);
+        }
+        true
+    }
+
+    /// What was received, with the `date` header's value blanked (it depends on the second).
+    fn undated(&self) -> String {
+        let text = String::from_utf8(self.received.clone()).unwrap();
+        text.split("\r\n")
+            .map(|line| {
+                if line.starts_with("date: ") {
+                    "date: -"
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+}
+
+#[tokio::test]
+async fn an_event_stream_is_the_same_bytes_with_or_without_hyper() {
+    let server = TestServer::start().await;
+    let mut direct = Raw::send(&server, DIRECT).await;
+    let mut hyper = Raw::send(&server, VIA_HYPER).await;
+    for raw in [&mut direct, &mut hyper] {
+        assert!(raw.read_until_ends_with(b"retry: 2000\n\n\r\n").await);
+    }
+    let (status, _) = server.post_jpeg("wire", &sample_jpeg(64, 48, 1)).await;
+    assert_eq!(status, 200);
+    for raw in [&mut direct, &mut hyper] {
+        assert!(raw.read_until_ends_with(b"\"}\n\n\r\n").await);
+    }
+    server.shutdown.trigger();
+    for raw in [&mut direct, &mut hyper] {
+        assert!(raw.read_until_ends_with(b"\r\n0\r\n\r\n").await);
+        assert!(
+            !raw.read_until_ends_with(b"more").await,
+            "then the connection closes"
+        );
+    }
+    let direct = direct.undated();
+    assert!(
+        direct.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"),
+        "{direct}"
+    );
+    assert!(
+        direct.contains("\r\naccess-control-allow-origin: *\r\n"),
+        "{direct}"
+    );
+    assert!(
+        direct
+            .contains("\r\ntransfer-encoding: chunked\r\ndate: -\r\n\r\nD\r\nretry: 2000\n\n\r\n")
+    );
+    assert_eq!(direct, hyper.undated());
+}
+
+#[tokio::test]
+async fn a_refused_subscription_is_the_same_bytes_and_the_connection_stays_usable() {
+    let server = TestServer::start().await;
+    let bad = |extra: &str| {
+        format!("GET /events?stream=wire&payload=all HTTP/1.1\r\nHost: x\r\n{extra}\r\n")
+    };
+    let mut direct = Raw::send(&server, &bad("")).await;
+    let mut hyper = Raw::send(&server, &bad("Content-Length: 0\r\n")).await;
+    for raw in [&mut direct, &mut hyper] {
+        assert!(raw.read_until_ends_with(b"leave it out\"}").await);
+    }
+    assert!(direct.undated().starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    assert_eq!(direct.undated(), hyper.undated());
+
+    // Keep-alive: the next request on the same connection is answered.
+    direct
+        .socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(direct.read_until_ends_with(b"{\"ok\":true}").await);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_leaves_a_quiet_stream_is_no_longer_counted() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::send(&server, DIRECT).await;
+    assert!(raw.read_until_ends_with(b"retry: 2000\n\n\r\n").await);
+    assert_eq!(server.stream_status("wire").await["subscribers"], 1);
+    drop(raw);
+    // Nothing is ever written to this connection again: the close itself must be noticed.
+    for _ in 0..100 {
+        if server.stream_status("wire").await["subscribers"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("subscriber count never returned to 0");
+}
+
+#[tokio::test]
+async fn a_request_head_that_arrives_in_pieces_is_still_answered() {
+    let server = TestServer::start().await;
+    let (first, rest) = DIRECT.split_at(20);
+    let mut raw = Raw::send(&server, first).await;
+    // The server peeks at a partial head and leaves the connection to hyper, which waits.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    raw.socket.write_all(rest.as_bytes()).await.unwrap();
+    assert!(raw.read_until_ends_with(b"retry: 2000\n\n\r\n").await);
+    assert!(raw.undated().starts_with("HTTP/1.1 200 OK\r\n"));
+}
