@@ -267,10 +267,10 @@ impl Channel {
             publishing.recent.pop_front();
         }
         publishing.recent.push_back(now);
+        // The state first: a viewer hears `live` before the frame that made the stream live.
+        self.set_state(SourceState::Live, None);
         self.latest.send_replace(Some(encoded.clone()));
         self.published.fetch_add(1, Ordering::Relaxed);
-        drop(publishing);
-        self.set_state(SourceState::Live, None);
         encoded
     }
 

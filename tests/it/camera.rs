@@ -125,7 +125,10 @@ async fn a_stalled_camera_is_reported_then_reconnected() {
     // The read timeout drops the silent connection; a new one brings frames again.
     let dropped = wait_for_state(&mut viewer, "offline").await;
     let reason = dropped["reason"].as_str().unwrap();
-    assert!(reason.starts_with("no data from the camera for 1.5 s"), "{reason}");
+    assert!(
+        reason.starts_with("no data from the camera for 1.5 s"),
+        "{reason}"
+    );
     wait_for_state(&mut viewer, "live").await;
     let after = viewer.next_frame().await.unwrap();
     assert!(after.json()["seq"].as_u64().unwrap() > before);
