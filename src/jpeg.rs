@@ -103,6 +103,16 @@ pub fn inspect(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
     if bytes.len() < MIN_JPEG_BYTES {
         return Err(JpegError::TooShort(bytes.len()));
     }
+    let info = walk(bytes)?;
+    // The image itself must be long enough, not just the buffer with its padding.
+    if info.len < MIN_JPEG_BYTES {
+        return Err(JpegError::TooShort(info.len));
+    }
+    Ok(info)
+}
+
+/// The segment walk behind [`inspect`].
+fn walk(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
     if !bytes.starts_with(&[0xFF, marker::SOI, 0xFF]) {
         return Err(JpegError::NotJpeg);
     }
@@ -483,6 +493,18 @@ pub(crate) mod tests {
         assert_eq!(inspect(&bytes), Err(JpegError::TooShort(4)));
         bytes.resize(MIN_JPEG_BYTES, 0);
         assert!(matches!(inspect(&bytes), Err(JpegError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_tiny_image_padded_past_the_minimum_is_still_too_short() {
+        // Found by the fuzzer: the cut-out image must pass on its own, as `Frame` keeps only it.
+        let mut bytes = vec![0xFF, 0xD8];
+        bytes.extend_from_slice(&[0xFF, 0xC0, 0, 11, 8, 0, 16, 0, 16, 1, 1, 0x11, 0]);
+        bytes.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0x3F, 0, 0x12, 0x34]);
+        bytes.extend_from_slice(&[0xFF, 0xD9]);
+        let image = bytes.len();
+        bytes.resize(MIN_JPEG_BYTES * 2, 0);
+        assert_eq!(inspect(&bytes), Err(JpegError::TooShort(image)));
     }
 
     #[test]
