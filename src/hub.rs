@@ -55,8 +55,17 @@ impl Feed {
     }
 }
 
-/// The newest frame of a stream, or `None` before the first one.
-pub type Latest = Option<Arc<EncodedFrame>>;
+/// What a stream's subscribers watch: its newest frame and its source's state.
+///
+/// Both live in one `watch` slot so that a subscriber waits on one thing: each event costs it
+/// one wake-up, and a state change reaches it even when no frames flow.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// The newest frame, or `None` before the first one.
+    pub frame: Option<Arc<EncodedFrame>>,
+    /// What the source is doing; a new `Arc` for each change, so a subscriber can tell.
+    pub state: Arc<StreamState>,
+}
 
 /// All streams, created on first use up to a limit.
 #[derive(Debug)]
@@ -73,10 +82,9 @@ pub struct Hub {
 pub struct Channel {
     name: StreamName,
     feed: Feed,
-    /// The newest encoded frame; `send_replace` never fails or waits, even with no receivers.
+    /// The newest encoded frame and the source's state; sending never fails or waits, even
+    /// with no receivers.
     latest: watch::Sender<Latest>,
-    /// What the source is doing; viewers are sent each change and the current state on joining.
-    state: watch::Sender<Arc<StreamState>>,
     /// Held while a frame is numbered, encoded and stored, so `seq` order is delivery order.
     publishing: Mutex<Publishing>,
     published: AtomicU64,
@@ -97,10 +105,9 @@ struct Publishing {
 pub struct Subscription {
     /// The stream subscribed to.
     pub channel: Arc<Channel>,
-    /// Sees each new frame; marked changed at the start if a frame is already there.
-    pub frames: watch::Receiver<Latest>,
-    /// Sees each change of the source's state; marked changed at the start.
-    pub states: watch::Receiver<Arc<StreamState>>,
+    /// Sees each new frame and state; marked changed at the start, so a joining subscriber
+    /// hears the current state and gets the newest frame at once.
+    pub latest: watch::Receiver<Latest>,
     all_subscribers: Arc<AtomicUsize>,
 }
 
@@ -179,17 +186,11 @@ impl Hub {
             return Err(Error::TooManySubscribers(self.max_subscribers));
         }
         channel.subscribers.send_modify(|count| *count += 1);
-        let mut frames = channel.latest.subscribe();
-        if frames.borrow().is_some() {
-            // A late joiner gets the newest frame at once rather than a blank page.
-            frames.mark_changed();
-        }
-        let mut states = channel.state.subscribe();
-        states.mark_changed();
+        let mut latest = channel.latest.subscribe();
+        latest.mark_changed();
         Ok(Subscription {
             channel,
-            frames,
-            states,
+            latest,
             all_subscribers: self.subscribers.clone(),
         })
     }
@@ -241,8 +242,10 @@ impl Channel {
         Channel {
             name,
             feed,
-            latest: watch::Sender::new(None),
-            state: watch::Sender::new(Arc::new(first_state)),
+            latest: watch::Sender::new(Latest {
+                frame: None,
+                state: Arc::new(first_state),
+            }),
             publishing: Mutex::new(Publishing::default()),
             published: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -267,29 +270,40 @@ impl Channel {
             publishing.recent.pop_front();
         }
         publishing.recent.push_back(now);
-        // The state first: a viewer hears `live` before the frame that made the stream live.
-        self.set_state(SourceState::Live, None);
-        self.latest.send_replace(Some(encoded.clone()));
+        self.latest.send_modify(|latest| {
+            latest.frame = Some(encoded.clone());
+            if latest.state.state != SourceState::Live {
+                latest.state = self.announce(SourceState::Live, None);
+            }
+        });
         self.published.fetch_add(1, Ordering::Relaxed);
         encoded
     }
 
     /// Tells viewers the source is now `state` (for `reason`), unless they already know.
     pub fn set_state(&self, state: SourceState, reason: Option<&str>) {
-        let name = &self.name;
-        self.state.send_if_modified(|current| {
-            if current.is(state, reason) {
+        self.latest.send_if_modified(|latest| {
+            if latest.state.is(state, reason) {
                 return false;
             }
-            tracing::info!(stream = %name, state = state.as_str(), reason, "source state");
-            *current = Arc::new(StreamState::new(name, state, reason.map(str::to_owned)));
+            latest.state = self.announce(state, reason);
             true
         });
     }
 
+    /// The new state, logged and encoded once for every viewer.
+    fn announce(&self, state: SourceState, reason: Option<&str>) -> Arc<StreamState> {
+        tracing::info!(stream = %self.name, state = state.as_str(), reason, "source state");
+        Arc::new(StreamState::new(
+            &self.name,
+            state,
+            reason.map(str::to_owned),
+        ))
+    }
+
     /// The source's current state.
     pub fn state(&self) -> SourceState {
-        self.state.borrow().state
+        self.latest.borrow().state.state
     }
 
     /// The number of open subscribers, updated as they come and go.
@@ -322,7 +336,7 @@ impl Channel {
     }
 
     fn status(&self) -> ChannelStatus {
-        let latest = self.latest.borrow().clone();
+        let Latest { frame, state } = self.latest.borrow().clone();
         let (fps, age) = {
             let publishing = self.publishing.lock().expect("publish lock poisoned");
             (
@@ -330,7 +344,6 @@ impl Channel {
                 publishing.recent.back().map(Instant::elapsed),
             )
         };
-        let state = self.state.borrow().clone();
         ChannelStatus {
             name: self.name.to_string(),
             source: self.feed,
@@ -342,8 +355,8 @@ impl Channel {
             skipped: self.skipped.load(Ordering::Relaxed),
             fps,
             age_ms: age.map(|age| age.as_millis() as u64),
-            width: latest.as_ref().map(|f| f.width),
-            height: latest.as_ref().map(|f| f.height),
+            width: frame.as_ref().map(|f| f.width),
+            height: frame.as_ref().map(|f| f.height),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -22,6 +23,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::AppState;
 use crate::error::Error;
 use crate::hub::Subscription;
+use crate::source_state::StreamState;
 use crate::sse;
 use crate::stream_name::StreamName;
 
@@ -57,6 +59,7 @@ pub async fn get_events(
         subscription,
         with_jpeg,
         last_seq: None,
+        sent_state: None,
         skipped: 0,
         keep_alive: state.config.keep_alive,
         quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
@@ -87,6 +90,8 @@ struct Viewer {
     with_jpeg: bool,
     /// The last frame sent, to count what was skipped.
     last_seq: Option<u64>,
+    /// The last source state sent, to tell a new one.
+    sent_state: Option<Arc<StreamState>>,
     skipped: u64,
     keep_alive: Duration,
     /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
@@ -100,35 +105,59 @@ impl Viewer {
         if let Some(preamble) = self.preamble.take() {
             return Some(preamble);
         }
-        let chunk = tokio::select! {
-            biased;
-            () = &mut self.shutdown => return None,
-            // Before frames, so that a joining viewer hears the source's state first.
-            changed = self.subscription.states.changed() => {
-                changed.ok()?;
-                self.subscription.states.borrow_and_update().event.clone()
-            }
-            changed = self.subscription.frames.changed() => {
-                // An error means the stream itself is gone.
-                changed.ok()?;
-                let Some(frame) = self.subscription.frames.borrow_and_update().clone() else {
-                    return Some(Bytes::from_static(sse::KEEP_ALIVE));
-                };
-                // Latest-frame-wins: whatever was published while we were busy is skipped.
-                if let Some(last) = self.last_seq {
-                    let missed = frame.seq.saturating_sub(last + 1);
-                    if missed > 0 {
-                        self.skipped += missed;
-                        self.subscription.channel.record_skipped(missed);
+        let chunk = loop {
+            tokio::select! {
+                biased;
+                () = &mut self.shutdown => return None,
+                changed = self.subscription.latest.changed() => {
+                    // An error means the stream itself is gone.
+                    changed.ok()?;
+                    if let Some(chunk) = self.take_news() {
+                        break chunk;
                     }
                 }
-                self.last_seq = Some(frame.seq);
-                if self.with_jpeg { frame.with_jpeg.clone() } else { frame.without_jpeg.clone() }
+                () = &mut self.quiet => break Bytes::from_static(sse::KEEP_ALIVE),
             }
-            () = &mut self.quiet => Bytes::from_static(sse::KEEP_ALIVE),
         };
         self.quiet.as_mut().reset(Instant::now() + self.keep_alive);
         Some(chunk)
+    }
+
+    /// What this viewer has not been sent yet: a new source state first, else a new frame.
+    fn take_news(&mut self) -> Option<Bytes> {
+        let latest = self.subscription.latest.borrow_and_update();
+        let state_is_new = !self
+            .sent_state
+            .as_ref()
+            .is_some_and(|sent| Arc::ptr_eq(sent, &latest.state));
+        let frame = latest.frame.clone();
+        let state = latest.state.clone();
+        drop(latest);
+        let frame = frame.filter(|frame| Some(frame.seq) != self.last_seq);
+        if state_is_new {
+            if frame.is_some() {
+                // The frame goes out on the next call.
+                self.subscription.latest.mark_changed();
+            }
+            let event = state.event.clone();
+            self.sent_state = Some(state);
+            return Some(event);
+        }
+        let frame = frame?;
+        // Latest-frame-wins: whatever was published while we were busy is skipped.
+        if let Some(last) = self.last_seq {
+            let missed = frame.seq.saturating_sub(last + 1);
+            if missed > 0 {
+                self.skipped += missed;
+                self.subscription.channel.record_skipped(missed);
+            }
+        }
+        self.last_seq = Some(frame.seq);
+        Some(if self.with_jpeg {
+            frame.with_jpeg.clone()
+        } else {
+            frame.without_jpeg.clone()
+        })
     }
 }
 
