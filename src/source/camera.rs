@@ -95,8 +95,17 @@ async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
         .tcp_nodelay(true)
         .no_proxy()
         .user_agent(concat!("framecast/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client's settings are valid");
+        .build();
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => {
+            // Only the TLS setup can fail here (e.g. an unreadable system certificate store).
+            let reason = format!("cannot set up the HTTP client: {}", describe(&err));
+            tracing::error!(stream = %channel.name(), %reason);
+            channel.set_state(SourceState::Offline, Some(&reason));
+            return std::future::pending().await;
+        }
+    };
     let mut auth = Auth::new(camera.url.credentials.clone());
     let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
     loop {

@@ -33,25 +33,29 @@ impl Raw {
         }
     }
 
+    /// Reads what has arrived into `received`; `false` once the connection has closed.
+    async fn read_more(&mut self) -> bool {
+        let mut buf = [0; 64 * 1024];
+        let n = tokio::time::timeout(WAIT, self.socket.read(&mut buf))
+            .await
+            .expect("bytes within the wait limit")
+            .unwrap();
+        self.received.extend_from_slice(&buf[..n]);
+        n > 0
+    }
+
     /// Reads until `received` ends with `tail`, or the connection closes (then `false`).
     async fn read_until_ends_with(&mut self, tail: &[u8]) -> bool {
-        let mut buf = [0; 64 * 1024];
         while !self.received.ends_with(tail) {
-            let n = tokio::time::timeout(WAIT, self.socket.read(&mut buf))
-                .await
-                .expect("bytes within the wait limit")
-                .unwrap();
-            if n == 0 {
+            if !self.read_more().await {
                 return false;
             }
-            self.received.extend_from_slice(&buf[..n]);
         }
         true
     }
 
     /// Reads until a whole `frame` event's chunk has arrived (or the connection closes).
     async fn read_until_frame(&mut self) -> bool {
-        let mut buf = [0; 64 * 1024];
         loop {
             let has_frame = self
                 .received
@@ -60,14 +64,9 @@ impl Raw {
             if has_frame && self.received.ends_with(b"\n\n\r\n") {
                 return true;
             }
-            let n = tokio::time::timeout(WAIT, self.socket.read(&mut buf))
-                .await
-                .expect("bytes within the wait limit")
-                .unwrap();
-            if n == 0 {
+            if !self.read_more().await {
                 return false;
             }
-            self.received.extend_from_slice(&buf[..n]);
         }
     }
 
