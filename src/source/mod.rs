@@ -11,10 +11,10 @@ mod replay;
 mod stdin;
 mod test_pattern;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::{Config, SourceInput};
-use crate::error::Error;
 use crate::hub::{Feed, Hub};
 use crate::shutdown::Shutdown;
 use crate::stream_name::StreamName;
@@ -26,9 +26,18 @@ pub const DEFAULT_SNAPSHOT_FPS: u32 = 5;
 pub const DEFAULT_REPLAY_FPS: u32 = 30;
 
 /// Starts the sources the configuration asks for; each runs until `shutdown` fires.
-pub fn spawn_all(config: &Config, hub: &Arc<Hub>, shutdown: &Shutdown) -> Result<(), Error> {
-    if !config.no_test_pattern {
-        let channel = hub.publisher(&StreamName::parse(None)?, Feed::TestPattern)?;
+///
+/// The test pattern feeds `default` unless turned off or a `--source` feeds that stream.
+pub fn spawn_all(config: &Config, hub: &Arc<Hub>, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let mut named = HashSet::new();
+    for spec in &config.sources {
+        if !named.insert(&spec.stream) {
+            anyhow::bail!("stream {:?} is given two sources", spec.stream.as_str());
+        }
+    }
+    let default = StreamName::parse(None)?;
+    if !config.no_test_pattern && !named.contains(&default) {
+        let channel = hub.publisher(&default, Feed::TestPattern)?;
         tokio::spawn(test_pattern::run(
             channel,
             config.test_pattern_fps,

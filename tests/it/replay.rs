@@ -76,3 +76,37 @@ async fn an_mjpeg_file_plays_and_loops() {
     assert_eq!(status["rejected"], 0);
     assert_eq!(status["state"], "live");
 }
+
+#[tokio::test]
+async fn a_source_named_default_takes_the_place_of_the_test_pattern() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ffmpeg-160x120.mjpeg"
+    );
+    let spec = parse_source(&format!("default={fixture}")).unwrap();
+    let server = TestServer::start_with(|config| {
+        config.no_test_pattern = false;
+        config.sources = vec![spec];
+    })
+    .await;
+    let mut viewer = EventReader::open(&server.url("/events?payload=none")).await;
+    assert_eq!(viewer.next_frame().await.unwrap().json()["width"], 160);
+    assert_eq!(server.stream_status("default").await["source"], "file");
+}
+
+#[tokio::test]
+async fn two_sources_for_one_stream_are_refused_at_startup() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = framecast::config::Config {
+        sources: vec![
+            parse_source("cam=-").unwrap(),
+            parse_source("cam=tests").unwrap(),
+        ],
+        ..framecast::config::Config::default()
+    };
+    let shutdown = framecast::shutdown::Shutdown::new();
+    let err = framecast::run(listener, config, shutdown)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "stream \"cam\" is given two sources");
+}
