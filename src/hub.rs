@@ -25,6 +25,9 @@ use crate::stream_name::StreamName;
 const FPS_WINDOW: Duration = Duration::from_secs(2);
 /// Most publish times kept for the frame-rate estimate (covers 2 s at 120 fps).
 const FPS_SAMPLES: usize = 240;
+/// A pushed stream with no producer, no subscriber and no frame for this long is removed, so
+/// that names used once (a typo, a finished job) do not add up to `--max-streams`.
+pub const IDLE_STREAM_LIFETIME: Duration = Duration::from_secs(300);
 
 /// What feeds a stream. A stream fed by a built-in source refuses pushed frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +76,7 @@ pub struct Hub {
     channels: Mutex<HashMap<StreamName, Arc<Channel>>>,
     max_streams: usize,
     max_subscribers: usize,
+    idle_stream_lifetime: Duration,
     /// Subscribers across all streams; shared with every [`Subscription`] so it can leave.
     subscribers: Arc<AtomicUsize>,
 }
@@ -82,6 +86,7 @@ pub struct Hub {
 pub struct Channel {
     name: StreamName,
     feed: Feed,
+    created: Instant,
     /// The newest encoded frame and the source's state; sending never fails or waits, even
     /// with no receivers.
     latest: watch::Sender<Latest>,
@@ -144,10 +149,20 @@ pub struct ChannelStatus {
 impl Hub {
     /// An empty hub with the given limits.
     pub fn new(max_streams: usize, max_subscribers: usize) -> Hub {
+        Hub::with_idle_stream_lifetime(max_streams, max_subscribers, IDLE_STREAM_LIFETIME)
+    }
+
+    /// As [`Hub::new`], removing idle pushed streams after `idle_stream_lifetime`.
+    pub fn with_idle_stream_lifetime(
+        max_streams: usize,
+        max_subscribers: usize,
+        idle_stream_lifetime: Duration,
+    ) -> Hub {
         Hub {
             channels: Mutex::new(HashMap::new()),
             max_streams,
             max_subscribers,
+            idle_stream_lifetime,
             subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -206,9 +221,10 @@ impl Hub {
         status
     }
 
-    /// Marks live streams `stalled` when no frame has come for `stall_after`, until shutdown.
-    /// Sources report their other states themselves; a new frame makes a stream live again.
-    pub async fn watch_for_stalls(&self, stall_after: Duration, shutdown: Shutdown) {
+    /// Until shutdown: marks live streams `stalled` when no frame has come for `stall_after`
+    /// (sources report their other states themselves; a new frame makes a stream live again),
+    /// and removes pushed streams idle for the idle stream lifetime.
+    pub async fn watch_streams(&self, stall_after: Duration, shutdown: Shutdown) {
         let mut ticks = tokio::time::interval(
             (stall_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         );
@@ -225,7 +241,23 @@ impl Hub {
             for channel in channels {
                 channel.mark_stalled_if_quiet(stall_after);
             }
+            self.remove_idle_streams();
         }
+    }
+
+    /// Removes pushed streams that nobody holds (no upload, no subscriber) and that have had no
+    /// frame for the idle stream lifetime.
+    fn remove_idle_streams(&self) {
+        let mut channels = self.channels.lock().expect("hub lock poisoned");
+        channels.retain(|name, channel| {
+            // New holders are only made under this lock, so a count of one (the map's) stays so.
+            let unused = channel.feed == Feed::Push && Arc::strong_count(channel) == 1;
+            let keep = !unused || channel.quiet_for() < self.idle_stream_lifetime;
+            if !keep {
+                tracing::debug!(stream = %name, "idle stream removed");
+            }
+            keep
+        });
     }
 }
 
@@ -242,6 +274,7 @@ impl Channel {
         Channel {
             name,
             feed,
+            created: Instant::now(),
             latest: watch::Sender::new(Latest {
                 frame: None,
                 state: Arc::new(first_state),
@@ -309,6 +342,12 @@ impl Channel {
     /// The number of open subscribers, updated as they come and go.
     pub fn subscriber_count(&self) -> watch::Receiver<usize> {
         self.subscribers.subscribe()
+    }
+
+    /// Time since the newest frame, or since the stream was made if it has none.
+    fn quiet_for(&self) -> Duration {
+        let publishing = self.publishing.lock().expect("publish lock poisoned");
+        publishing.recent.back().unwrap_or(&self.created).elapsed()
     }
 
     fn mark_stalled_if_quiet(&self, stall_after: Duration) {
@@ -386,6 +425,23 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_pushed_streams_are_removed_once_nobody_holds_them() {
+        let hub = Hub::with_idle_stream_lifetime(8, 8, Duration::ZERO);
+        let name = |text: &str| StreamName::parse(Some(text)).unwrap();
+        let watched = hub.subscribe(&name("watched")).unwrap();
+        let pushing = hub.publisher(&name("pushing"), Feed::Push).unwrap();
+        hub.subscribe(&name("left")).unwrap();
+        hub.publisher(&name("camera"), Feed::Camera).unwrap();
+        hub.remove_idle_streams();
+        let names: Vec<String> = hub.status().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["camera", "pushing", "watched"]);
+        drop((watched, pushing));
+        hub.remove_idle_streams();
+        let names: Vec<String> = hub.status().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["camera"], "source streams stay");
+    }
 
     #[test]
     fn frame_rate_counts_intervals_in_the_window() {

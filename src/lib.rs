@@ -50,7 +50,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> a
     source::spawn_all(&config, &hub, &shutdown)?;
     tokio::spawn({
         let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
-        async move { hub.watch_for_stalls(stall_after, shutdown).await }
+        async move { hub.watch_streams(stall_after, shutdown).await }
     });
     let send_buffer_bytes = config.send_buffer_bytes;
     let state = http::AppState {
