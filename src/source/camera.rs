@@ -14,14 +14,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Client, Response, StatusCode};
+use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::on_demand;
 use crate::config::{CameraUrl, Credentials};
-use crate::frame::Frame;
 use crate::hub::Channel;
 use crate::mjpeg::{self, Framing};
 use crate::shutdown::Shutdown;
@@ -122,7 +122,11 @@ async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
     }
 }
 
-/// One connection's worth of pulling; returns why it ended.
+/// Requests the camera until something fails; returns why.
+///
+/// Every answer is read as a stream of frames, whatever its Content-Type claims (some cameras
+/// label an MJPEG stream `image/jpeg`). An answer that ends after one picture is a snapshot:
+/// the URL is then asked again every 1/fps s, over the same kept-alive connection.
 async fn pull_once(
     camera: &Camera,
     channel: &Arc<Channel>,
@@ -130,74 +134,63 @@ async fn pull_once(
     auth: &mut Auth,
     backoff: &mut Backoff,
 ) -> Result<Infallible, String> {
-    let mut response = auth.get(camera, client).await?;
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let mut publisher = match essence.as_str() {
-        "image/jpeg" | "image/jpg" => {
-            return poll_snapshots(camera, channel, client, auth, backoff, response).await;
-        }
-        "multipart/x-mixed-replace" | "multipart/mixed" => SplitPublisher::new(
-            Framing::Multipart(mjpeg::boundary_from_content_type(&content_type)),
-            camera.max_frame_bytes,
-            channel.clone(),
-        ),
-        _ => SplitPublisher::sniffing(camera.max_frame_bytes, channel.clone()),
-    };
-    tracing::info!(stream = %channel.name(), content_type, "camera connected");
+    let poll_period = Duration::from_secs(1) / camera.snapshot_fps;
+    let mut polling = false;
     loop {
-        let chunk = next_chunk(camera, &mut response).await?;
-        let Some(chunk) = chunk else {
-            publisher.finish();
-            return Err("the camera ended the stream".into());
-        };
-        let published = publisher.frames;
-        publisher.push(&chunk);
-        if publisher.frames > published {
-            backoff.reset();
+        let asked = Instant::now();
+        let mut response = auth.get(camera, client).await?;
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !polling {
+            tracing::info!(stream = %channel.name(), content_type, "camera answered");
         }
+        let mut publisher = match multipart_boundary(&content_type) {
+            Some(boundary) => SplitPublisher::new(
+                Framing::Multipart(boundary),
+                camera.max_frame_bytes,
+                channel.clone(),
+            ),
+            None => SplitPublisher::sniffing(camera.max_frame_bytes, channel.clone()),
+        };
+        while let Some(chunk) = next_chunk(camera, &mut response).await? {
+            let published = publisher.frames;
+            publisher.push(&chunk);
+            if publisher.frames > published {
+                backoff.reset();
+            }
+        }
+        publisher.finish();
+        match publisher.frames {
+            0 => {
+                return Err(match publisher.first_reason {
+                    Some(reason) => format!("the camera sent no valid picture: {reason}"),
+                    None => "the camera sent no picture".into(),
+                });
+            }
+            1 => {}
+            _ => return Err("the camera ended the stream".into()),
+        }
+        if !polling {
+            polling = true;
+            tracing::info!(stream = %channel.name(), fps = camera.snapshot_fps,
+                           "one picture per request: polling the camera's snapshots");
+        }
+        backoff.reset();
+        tokio::time::sleep_until(asked + poll_period).await;
     }
 }
 
-/// Publishes the snapshot already fetched, then fetches one every 1/fps s on the same client.
-async fn poll_snapshots(
-    camera: &Camera,
-    channel: &Arc<Channel>,
-    client: &Client,
-    auth: &mut Auth,
-    backoff: &mut Backoff,
-    first: Response,
-) -> Result<Infallible, String> {
-    tracing::info!(stream = %channel.name(), fps = camera.snapshot_fps, "polling camera snapshots");
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / camera.snapshot_fps);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    let mut response = first;
-    loop {
-        let jpeg = read_whole(camera, &mut response).await?;
-        match Frame::from_jpeg(jpeg) {
-            Ok(frame) => {
-                channel.publish(&frame);
-                backoff.reset();
-            }
-            Err(err) => {
-                tracing::debug!(stream = %channel.name(), %err, "snapshot rejected");
-                channel.record_rejected();
-            }
-        }
-        ticks.tick().await;
-        response = auth.get(camera, client).await?;
-    }
+/// The boundary of a `multipart/x-mixed-replace` answer (`Some(None)`: to be learned from the
+/// body); `None` for any other type, whose framing the first bytes tell.
+fn multipart_boundary(content_type: &str) -> Option<Option<String>> {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let multipart = essence.eq_ignore_ascii_case("multipart/x-mixed-replace")
+        || essence.eq_ignore_ascii_case("multipart/mixed");
+    multipart.then(|| mjpeg::boundary_from_content_type(content_type))
 }
 
 /// The next piece of a streamed body, `None` at its end; fails after `read_timeout` of silence.
@@ -209,21 +202,6 @@ async fn next_chunk(camera: &Camera, response: &mut Response) -> Result<Option<B
         )),
         Ok(chunk) => chunk.map_err(|err| describe(&err)),
     }
-}
-
-/// A snapshot body, whole; refuses one larger than the frame limit.
-async fn read_whole(camera: &Camera, response: &mut Response) -> Result<Bytes, String> {
-    let mut jpeg = BytesMut::new();
-    while let Some(chunk) = next_chunk(camera, response).await? {
-        if jpeg.len() + chunk.len() > camera.max_frame_bytes {
-            return Err(format!(
-                "the snapshot is larger than {} bytes",
-                camera.max_frame_bytes
-            ));
-        }
-        jpeg.extend_from_slice(&chunk);
-    }
-    Ok(jpeg.freeze())
 }
 
 /// Answers the camera's authentication challenge, remembering it for later requests.

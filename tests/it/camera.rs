@@ -279,3 +279,19 @@ async fn a_snapshot_url_is_polled_over_one_connection() {
         "the nonce is reused with a counting nc"
     );
 }
+
+#[tokio::test]
+async fn a_stream_labelled_image_jpeg_is_still_read_as_a_stream() {
+    let camera = FakeCamera::start(Setup {
+        mislabelled: true,
+        ..Setup::default()
+    })
+    .await;
+    let server = server_pulling(&camera.url(None), |_| {}).await;
+    let mut viewer = EventReader::open(&server.url("/events?stream=cam")).await;
+    for _ in 0..5 {
+        assert!(camera.sent(&viewer.next_frame().await.unwrap().jpeg()));
+    }
+    assert_eq!(camera.connections(), 1);
+    assert_eq!(camera.served(), 1, "one request, read as a stream");
+}

@@ -43,6 +43,8 @@ pub struct Setup {
     pub fps: u32,
     /// End the stream after this many frames (a camera that drops clients now and then).
     pub close_every: Option<usize>,
+    /// Label the stream `image/jpeg`, as some cameras wrongly do.
+    pub mislabelled: bool,
 }
 
 impl Default for Setup {
@@ -52,6 +54,7 @@ impl Default for Setup {
             auth: Auth::None,
             fps: 20,
             close_every: None,
+            mislabelled: false,
         }
     }
 }
@@ -259,8 +262,14 @@ async fn serve(state: Arc<State>, socket: TcpStream) {
 /// Writes frames as a multipart stream until told to stop, stall or close.
 async fn stream_frames(state: &State, socket: &mut TcpStream) {
     // Like many cameras: no Content-Length, Connection: close, a per-part Content-Length.
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=camframe\r\n\
-                Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    let content_type = match state.setup.mislabelled {
+        true => "image/jpeg",
+        false => "multipart/x-mixed-replace;boundary=camframe",
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n\
+         Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    );
     if socket.write_all(head.as_bytes()).await.is_err() {
         return;
     }
