@@ -47,6 +47,22 @@ pub struct Setup {
     pub mislabelled: bool,
 }
 
+impl Auth {
+    pub fn basic(user: &str, password: &str) -> Auth {
+        Auth::Basic {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    pub fn digest(user: &str, password: &str) -> Auth {
+        Auth::Digest {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+}
+
 impl Default for Setup {
     fn default() -> Self {
         Setup {
