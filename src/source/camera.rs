@@ -236,7 +236,12 @@ impl Auth {
             }
             let response = tokio::time::timeout(headers_due, request.send())
                 .await
-                .map_err(|_| format!("no answer from the camera in {} s", headers_due.as_secs()))?
+                .map_err(|_| {
+                    format!(
+                        "no answer from the camera in {} s",
+                        headers_due.as_secs_f64()
+                    )
+                })?
                 .map_err(|err| describe(&err))?;
             let status = response.status();
             if status.is_success() {

@@ -285,3 +285,29 @@ async fn a_stream_labelled_image_jpeg_is_still_read_as_a_stream() {
     assert_eq!(camera.connections(), 1);
     assert_eq!(camera.served(), 1, "one request, read as a stream");
 }
+
+#[tokio::test]
+async fn a_camera_that_accepts_but_never_answers_times_out() {
+    // Accepts connections and holds them without a word, like a wedged camera.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/video.mjpg", listener.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let server = server_pulling(&url, |config| {
+        config.connect_timeout = Duration::from_millis(500);
+        config.read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut viewer = EventReader::open(&server.url("/events?stream=cam")).await;
+    let offline = wait_for_state(&mut viewer, "offline").await;
+    let reason = offline["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no answer from the camera in 1 s"),
+        "{reason}"
+    );
+    holder.abort();
+}
