@@ -51,6 +51,11 @@ pub struct Splitter {
 enum Inner {
     Multipart(multipart::MultipartSplitter),
     Concatenated(concat::ConcatSplitter),
+    /// The framing is still unknown: the first bytes, kept until [`sniff`] can tell.
+    Sniffing {
+        head: Vec<u8>,
+        max_frame_bytes: usize,
+    },
 }
 
 impl Splitter {
@@ -68,11 +73,36 @@ impl Splitter {
         Self { inner }
     }
 
+    /// Creates a splitter whose framing the first bytes tell (see [`sniff`]); bytes that tell
+    /// nothing within [`SNIFF_BYTES`] mean bare JPEGs, whose splitter resynchronises on the
+    /// next start-of-image.
+    pub fn sniffing(max_frame_bytes: usize) -> Self {
+        let inner = Inner::Sniffing {
+            head: Vec::new(),
+            max_frame_bytes,
+        };
+        Self { inner }
+    }
+
     /// Feeds the next chunk of the stream.
     pub fn push(&mut self, chunk: &[u8]) {
         match &mut self.inner {
             Inner::Multipart(m) => m.push(chunk),
             Inner::Concatenated(c) => c.push(chunk),
+            Inner::Sniffing {
+                head,
+                max_frame_bytes,
+            } => {
+                head.extend_from_slice(chunk);
+                let framing = match sniff(head) {
+                    Some(framing) => framing,
+                    None if head.len() >= SNIFF_BYTES => Framing::Concatenated,
+                    None => return,
+                };
+                let head = std::mem::take(head);
+                *self = Splitter::new(framing, *max_frame_bytes);
+                self.push(&head);
+            }
         }
     }
 
@@ -81,6 +111,7 @@ impl Splitter {
         match &mut self.inner {
             Inner::Multipart(m) => m.next_piece(),
             Inner::Concatenated(c) => c.next_piece(),
+            Inner::Sniffing { .. } => None,
         }
     }
 
@@ -91,6 +122,7 @@ impl Splitter {
         match &self.inner {
             Inner::Multipart(m) => m.buffered_bytes(),
             Inner::Concatenated(c) => c.buffered_bytes(),
+            Inner::Sniffing { head, .. } => head.len(),
         }
     }
 
@@ -100,6 +132,16 @@ impl Splitter {
         match &mut self.inner {
             Inner::Multipart(m) => m.finish(),
             Inner::Concatenated(c) => c.finish(),
+            Inner::Sniffing {
+                head,
+                max_frame_bytes,
+            } => {
+                // Too short to tell: whatever there is can only be bare JPEGs.
+                let head = std::mem::take(head);
+                *self = Splitter::new(Framing::Concatenated, *max_frame_bytes);
+                self.push(&head);
+                self.finish()
+            }
         }
     }
 }
@@ -152,11 +194,11 @@ pub fn boundary_from_content_type(value: &str) -> Option<String> {
     }
 }
 
-/// Guesses the framing from the first bytes of a body without a Content-Type.
-///
 /// Bytes a caller gathers before giving up on [`sniff`]: enough for a delimiter line.
 pub const SNIFF_BYTES: usize = 64;
 
+/// Guesses the framing from the first bytes of a body without a Content-Type.
+///
 /// After optional blank lines: `--` starts multipart (the boundary comes from that line if it
 /// is complete), `FF D8` starts concatenated JPEGs, and a `Content-` header line is a multipart
 /// body without its first delimiter (Q6; the boundary is learned later). Otherwise `None`.
@@ -327,6 +369,29 @@ pub(crate) mod tests {
         assert_eq!(multi.next_piece(), Some(Piece::Frame(Bytes::from(jpeg))));
         assert_eq!(multi.next_piece(), None);
         assert_eq!(multi.finish(), None);
+    }
+
+    #[test]
+    fn a_sniffing_splitter_learns_either_framing_from_the_first_bytes() {
+        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 3);
+        let mut multipart = b"--cam\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        multipart.extend_from_slice(&jpeg);
+        multipart.extend_from_slice(b"\r\n--cam\r\n");
+        for body in [&multipart[..], &jpeg[..]] {
+            let mut splitter = Splitter::sniffing(1 << 20);
+            let mut pieces = Vec::new();
+            for byte in body {
+                splitter.push(std::slice::from_ref(byte));
+                pieces.extend(std::iter::from_fn(|| splitter.next_piece()));
+            }
+            pieces.extend(std::iter::from_fn(|| splitter.finish()));
+            assert_eq!(pieces, [Piece::Frame(Bytes::copy_from_slice(&jpeg))]);
+        }
+        let mut short = Splitter::sniffing(1 << 20);
+        short.push(b"\r\n");
+        assert_eq!(short.buffered_bytes(), 2);
+        while short.finish().is_some() {}
+        assert_eq!(short.buffered_bytes(), 0);
     }
 
     #[test]

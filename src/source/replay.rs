@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::frame::Frame;
 use crate::hub::Channel;
-use crate::mjpeg::{self, Framing, Piece, Splitter};
+use crate::mjpeg::{Piece, Splitter};
 use crate::shutdown::Shutdown;
 use crate::source_state::SourceState;
 
@@ -32,17 +32,20 @@ pub async fn run(
 ) {
     tracing::info!(stream = %channel.name(), path = %path.display(), fps, "replaying");
     let mut frames = if path.is_dir() {
-        Frames::Folder {
+        Frames::Folder(FolderFrames {
             folder: path,
+            max_frame_bytes,
             queue: VecDeque::new(),
-        }
+        })
     } else {
-        Frames::File {
+        Frames::File(Box::new(FileFrames {
             path,
             file: None,
-            splitter: None,
+            splitter: Splitter::sniffing(max_frame_bytes),
+            max_frame_bytes,
+            chunk: vec![0; READ_BYTES],
             ready: VecDeque::new(),
-        }
+        }))
     };
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,7 +54,7 @@ pub async fn run(
             () = shutdown.wait() => return,
             _ = ticks.tick() => {}
         }
-        match frames.next(max_frame_bytes, &channel).await {
+        match frames.next(&channel).await {
             Ok(frame) => {
                 channel.publish(&frame);
             }
@@ -67,88 +70,42 @@ pub async fn run(
 }
 
 /// Where the next frame comes from.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per replay source, made once and never moved"
-)]
 enum Frames {
-    /// An MJPEG or concatenated-JPEG file, read a chunk at a time.
-    File {
-        path: PathBuf,
-        file: Option<tokio::fs::File>,
-        /// Made from the first bytes of each pass, which tell the framing.
-        splitter: Option<Splitter>,
-        /// Pieces split off but not played yet.
-        ready: VecDeque<Piece>,
-    },
-    /// A folder of `.jpg` files, played in name order.
-    Folder {
-        folder: PathBuf,
-        /// The files still to play in this pass.
-        queue: VecDeque<PathBuf>,
-    },
+    File(Box<FileFrames>),
+    Folder(FolderFrames),
+}
+
+/// An MJPEG or concatenated-JPEG file, read a chunk at a time.
+struct FileFrames {
+    path: PathBuf,
+    /// Open during a pass; `None` between passes.
+    file: Option<tokio::fs::File>,
+    /// Fresh for each pass: its first bytes tell the framing.
+    splitter: Splitter,
+    max_frame_bytes: usize,
+    /// The read buffer, reused for every read.
+    chunk: Vec<u8>,
+    /// Pieces split off but not played yet.
+    ready: VecDeque<Piece>,
+}
+
+/// A folder of `.jpg` files, played in name order.
+struct FolderFrames {
+    folder: PathBuf,
+    max_frame_bytes: usize,
+    /// The files still to play in this pass.
+    queue: VecDeque<PathBuf>,
 }
 
 impl Frames {
     /// The next valid frame, starting over at the end; fails if a whole pass held none.
-    async fn next(&mut self, max_frame_bytes: usize, channel: &Channel) -> Result<Frame, String> {
+    async fn next(&mut self, channel: &Channel) -> Result<Frame, String> {
+        // Set when a pass starts; a second start without a frame means there is none to play.
         let mut started_over = false;
         loop {
             let candidate = match self {
-                Frames::File {
-                    path,
-                    file,
-                    splitter,
-                    ready,
-                } => {
-                    if let Some(piece) = ready.pop_front() {
-                        piece
-                    } else {
-                        let Some(open) = file else {
-                            if std::mem::replace(&mut started_over, true) {
-                                return Err(format!("no valid JPEG in {}", path.display()));
-                            }
-                            *file =
-                                Some(tokio::fs::File::open(&*path).await.map_err(|err| {
-                                    format!("cannot open {}: {err}", path.display())
-                                })?);
-                            *splitter = None;
-                            continue;
-                        };
-                        let mut chunk = vec![0; READ_BYTES];
-                        let read = open
-                            .read(&mut chunk)
-                            .await
-                            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-                        let splitter = splitter.get_or_insert_with(|| {
-                            let framing =
-                                mjpeg::sniff(&chunk[..read]).unwrap_or(Framing::Concatenated);
-                            Splitter::new(framing, max_frame_bytes)
-                        });
-                        if read == 0 {
-                            *file = None;
-                            ready.extend(std::iter::from_fn(|| splitter.finish()));
-                        } else {
-                            splitter.push(&chunk[..read]);
-                            ready.extend(std::iter::from_fn(|| splitter.next_piece()));
-                        }
-                        continue;
-                    }
-                }
-                Frames::Folder { folder, queue } => {
-                    let Some(next) = queue.pop_front() else {
-                        if std::mem::replace(&mut started_over, true) {
-                            return Err(format!("no valid JPEG in {}", folder.display()));
-                        }
-                        *queue = list_jpegs(folder).await?;
-                        continue;
-                    };
-                    match tokio::fs::read(&next).await {
-                        Ok(bytes) if bytes.len() <= max_frame_bytes => Piece::Frame(bytes.into()),
-                        Ok(_) => Piece::Rejected(format!("{} is too large", next.display())),
-                        Err(err) => Piece::Rejected(format!("{}: {err}", next.display())),
-                    }
-                }
+                Frames::File(file) => file.next_piece(&mut started_over).await?,
+                Frames::Folder(folder) => folder.next_piece(&mut started_over).await?,
             };
             let rejected = match candidate {
                 Piece::Frame(jpeg) => match Frame::from_jpeg(jpeg) {
@@ -160,6 +117,61 @@ impl Frames {
             tracing::debug!(stream = %channel.name(), %rejected, "replay frame rejected");
             channel.record_rejected();
         }
+    }
+}
+
+impl FileFrames {
+    /// The next piece of the file, reopening it at its end.
+    async fn next_piece(&mut self, started_over: &mut bool) -> Result<Piece, String> {
+        loop {
+            if let Some(piece) = self.ready.pop_front() {
+                return Ok(piece);
+            }
+            let Some(file) = &mut self.file else {
+                if std::mem::replace(started_over, true) {
+                    return Err(format!("no valid JPEG in {}", self.path.display()));
+                }
+                let opened = tokio::fs::File::open(&self.path).await;
+                self.file = Some(
+                    opened.map_err(|err| format!("cannot open {}: {err}", self.path.display()))?,
+                );
+                self.splitter = Splitter::sniffing(self.max_frame_bytes);
+                continue;
+            };
+            let read = file
+                .read(&mut self.chunk)
+                .await
+                .map_err(|err| format!("cannot read {}: {err}", self.path.display()))?;
+            let splitter = &mut self.splitter;
+            if read == 0 {
+                self.file = None;
+                self.ready.extend(std::iter::from_fn(|| splitter.finish()));
+            } else {
+                splitter.push(&self.chunk[..read]);
+                self.ready
+                    .extend(std::iter::from_fn(|| splitter.next_piece()));
+            }
+        }
+    }
+}
+
+impl FolderFrames {
+    /// The next file's bytes, listing the folder again at the start of each pass.
+    async fn next_piece(&mut self, started_over: &mut bool) -> Result<Piece, String> {
+        let next = loop {
+            if let Some(next) = self.queue.pop_front() {
+                break next;
+            }
+            if std::mem::replace(started_over, true) {
+                return Err(format!("no valid JPEG in {}", self.folder.display()));
+            }
+            self.queue = list_jpegs(&self.folder).await?;
+        };
+        Ok(match tokio::fs::read(&next).await {
+            Ok(bytes) if bytes.len() <= self.max_frame_bytes => Piece::Frame(bytes.into()),
+            Ok(_) => Piece::Rejected(format!("{} is too large", next.display())),
+            Err(err) => Piece::Rejected(format!("{}: {err}", next.display())),
+        })
     }
 }
 
