@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
@@ -230,10 +230,7 @@ impl Auth {
         // Headers must come within the connect and read timeouts, however slow the camera.
         let headers_due = camera.connect_timeout + camera.read_timeout;
         for attempt in 0..2 {
-            let mut request = client.get(url.clone());
-            if let Some(authorization) = self.authorization(url)? {
-                request = request.header(header::AUTHORIZATION, authorization);
-            }
+            let request = self.authorize(client.get(url.clone()), url)?;
             let response = tokio::time::timeout(headers_due, request.send())
                 .await
                 .map_err(|_| {
@@ -269,38 +266,37 @@ impl Auth {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// The `Authorization` header for the next request, if the camera has asked for one.
-    fn authorization(&mut self, url: &reqwest::Url) -> Result<Option<HeaderValue>, String> {
+    /// Adds the answer to the camera's challenge to `request`, if the camera has asked.
+    fn authorize(
+        &mut self,
+        request: RequestBuilder,
+        url: &reqwest::Url,
+    ) -> Result<RequestBuilder, String> {
         let (Some(credentials), Some(scheme)) = (&self.credentials, &mut self.scheme) else {
-            return Ok(None);
+            return Ok(request);
         };
-        let value = match scheme {
+        let prompt = match scheme {
             Scheme::Basic => {
-                use base64::Engine;
-                let pair = format!("{}:{}", credentials.user, credentials.password);
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                format!("Basic {encoded}")
+                return Ok(request.basic_auth(&credentials.user, Some(&credentials.password)));
             }
-            Scheme::Digest(prompt) => {
-                let uri = match url.query() {
-                    Some(query) => format!("{}?{query}", url.path()),
-                    None => url.path().to_owned(),
-                };
-                let context = digest_auth::AuthContext::new(
-                    credentials.user.as_str(),
-                    credentials.password.as_str(),
-                    uri.as_str(),
-                );
-                prompt
-                    .respond(&context)
-                    .map_err(|err| format!("cannot answer the camera's Digest challenge: {err}"))?
-                    .to_header_string()
-            }
+            Scheme::Digest(prompt) => prompt,
         };
-        let mut value = HeaderValue::try_from(value)
+        let uri = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let context = digest_auth::AuthContext::new(
+            credentials.user.as_str(),
+            credentials.password.as_str(),
+            uri.as_str(),
+        );
+        let answer = prompt
+            .respond(&context)
+            .map_err(|err| format!("cannot answer the camera's Digest challenge: {err}"))?;
+        let mut value = HeaderValue::try_from(answer.to_header_string())
             .map_err(|_| "the user name or password holds characters HTTP cannot carry")?;
         value.set_sensitive(true);
-        Ok(Some(value))
+        Ok(request.header(header::AUTHORIZATION, value))
     }
 
     /// The scheme a 401 response asks for: Digest if offered, else Basic.
