@@ -23,7 +23,7 @@ use axum::http::response::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tower::Service;
 
@@ -89,7 +89,7 @@ async fn answer(
     let Some((request, head_len)) = parse(&head[..peeked]) else {
         return Ok(Answered::Finished(Outcome::Hyper(socket)));
     };
-    read_exact(&mut socket, &mut head[..head_len]).await?;
+    socket.read_exact(&mut head[..head_len]).await?;
     drop(head);
 
     let response = match router.clone().call(request).await {
@@ -296,20 +296,6 @@ fn poll_client_gone(socket: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
             Err(_) => return Poll::Ready(()),
         }
     }
-}
-
-/// Reads exactly `buf.len()` bytes.
-async fn read_exact(socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let mut read = ReadBuf::new(&mut buf[filled..]);
-        poll_fn(|cx| Pin::new(&mut *socket).poll_read(cx, &mut read)).await?;
-        if read.filled().is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        filled += read.filled().len();
-    }
-    Ok(())
 }
 
 /// Writes all of `parts`, in order, with as few system calls as the socket allows.
