@@ -344,21 +344,26 @@ impl Channel {
         self.subscribers.subscribe()
     }
 
+    /// Time since the newest frame, `None` before the first.
+    fn last_frame_age(&self) -> Option<Duration> {
+        let publishing = self.publishing.lock().expect("publish lock poisoned");
+        publishing.recent.back().map(Instant::elapsed)
+    }
+
     /// Time since the newest frame, or since the stream was made if it has none.
     fn quiet_for(&self) -> Duration {
-        let publishing = self.publishing.lock().expect("publish lock poisoned");
-        publishing.recent.back().unwrap_or(&self.created).elapsed()
+        self.last_frame_age()
+            .unwrap_or_else(|| self.created.elapsed())
     }
 
     fn mark_stalled_if_quiet(&self, stall_after: Duration) {
         if self.state() != SourceState::Live {
             return;
         }
-        let quiet_for = {
-            let publishing = self.publishing.lock().expect("publish lock poisoned");
-            publishing.recent.back().map(Instant::elapsed)
-        };
-        if quiet_for.is_some_and(|quiet| quiet >= stall_after) {
+        if self
+            .last_frame_age()
+            .is_some_and(|quiet| quiet >= stall_after)
+        {
             let reason = format!("no frame for {} s", stall_after.as_secs_f64());
             self.set_state(SourceState::Stalled, Some(&reason));
         }
