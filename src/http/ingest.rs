@@ -84,6 +84,9 @@ fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
     let Some(content_type) = content_type else {
         return Ok(Upload::Continuous(None));
     };
+    if let Some(framing) = mjpeg::multipart_framing(content_type) {
+        return Ok(Upload::Continuous(Some(framing)));
+    }
     let essence = content_type
         .split(';')
         .next()
@@ -92,9 +95,6 @@ fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
         .to_ascii_lowercase();
     match essence.as_str() {
         "image/jpeg" | "image/jpg" | "image/pjpeg" => Ok(Upload::Single),
-        "multipart/x-mixed-replace" | "multipart/mixed" => Ok(Upload::Continuous(Some(
-            Framing::Multipart(mjpeg::boundary_from_content_type(content_type)),
-        ))),
         // These say "a stream of bytes": the first bytes tell multipart from bare JPEGs.
         "application/octet-stream" | "video/x-motion-jpeg" | "video/x-mjpeg" | "video/mjpeg" => {
             Ok(Upload::Continuous(None))

@@ -146,6 +146,15 @@ impl Splitter {
     }
 }
 
+/// The framing a `multipart/x-mixed-replace` (or `multipart/mixed`) Content-Type announces,
+/// with its boundary if it names one; `None` for any other type.
+pub fn multipart_framing(content_type: &str) -> Option<Framing> {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let multipart = essence.eq_ignore_ascii_case("multipart/x-mixed-replace")
+        || essence.eq_ignore_ascii_case("multipart/mixed");
+    multipart.then(|| Framing::Multipart(boundary_from_content_type(content_type)))
+}
+
 /// Reads the boundary from a `multipart/...; boundary=...` Content-Type value.
 ///
 /// RFC 2045 parameters: the name in any case, the value a token or a quoted string (with `\`

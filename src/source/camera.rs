@@ -23,7 +23,7 @@ use super::backoff::Backoff;
 use super::on_demand;
 use crate::config::{CameraUrl, Credentials};
 use crate::hub::Channel;
-use crate::mjpeg::{self, Framing};
+use crate::mjpeg;
 use crate::shutdown::Shutdown;
 use crate::source_state::SourceState;
 use crate::split_publisher::SplitPublisher;
@@ -148,12 +148,8 @@ async fn pull_once(
         if !polling {
             tracing::info!(stream = %channel.name(), content_type, "camera answered");
         }
-        let mut publisher = match multipart_boundary(&content_type) {
-            Some(boundary) => SplitPublisher::new(
-                Framing::Multipart(boundary),
-                camera.max_frame_bytes,
-                channel.clone(),
-            ),
+        let mut publisher = match mjpeg::multipart_framing(&content_type) {
+            Some(framing) => SplitPublisher::new(framing, camera.max_frame_bytes, channel.clone()),
             None => SplitPublisher::sniffing(camera.max_frame_bytes, channel.clone()),
         };
         while let Some(chunk) = next_chunk(camera, &mut response).await? {
@@ -179,18 +175,8 @@ async fn pull_once(
             tracing::info!(stream = %channel.name(), fps = camera.snapshot_fps,
                            "one picture per request: polling the camera's snapshots");
         }
-        backoff.reset();
         tokio::time::sleep_until(asked + poll_period).await;
     }
-}
-
-/// The boundary of a `multipart/x-mixed-replace` answer (`Some(None)`: to be learned from the
-/// body); `None` for any other type, whose framing the first bytes tell.
-fn multipart_boundary(content_type: &str) -> Option<Option<String>> {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    let multipart = essence.eq_ignore_ascii_case("multipart/x-mixed-replace")
-        || essence.eq_ignore_ascii_case("multipart/mixed");
-    multipart.then(|| mjpeg::boundary_from_content_type(content_type))
 }
 
 /// The next piece of a streamed body, `None` at its end; fails after `read_timeout` of silence.
