@@ -1,5 +1,8 @@
 //! `Error`: everything a request can get wrong, and the one place each maps to an HTTP status.
 //!
+//! The core (hub, parsers, stream names) has its own error types and knows nothing of HTTP;
+//! they are wrapped here, at the edge, and given their status.
+//!
 //! Every error body is JSON `{"error": "<what was wrong>"}`. Client mistakes say exactly what to
 //! fix; server-side failures are logged and answered without internals.
 
@@ -7,7 +10,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::hub::HubError;
 use crate::jpeg::JpegError;
+use crate::stream_name::InvalidStreamName;
 
 /// Seconds a client is told to wait (`Retry-After`) when the server is full.
 pub const FULL_RETRY_AFTER_SECS: u32 = 5;
@@ -16,8 +21,8 @@ pub const FULL_RETRY_AFTER_SECS: u32 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The `stream` parameter is not a valid stream name.
-    #[error("invalid stream name {0:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'")]
-    BadStreamName(String),
+    #[error(transparent)]
+    BadStreamName(#[from] InvalidStreamName),
     /// A query parameter has a value framecast does not understand.
     #[error("invalid query: {0}")]
     BadQuery(String),
@@ -41,20 +46,9 @@ pub enum Error {
     /// The upload stopped sending for longer than the idle limit.
     #[error("upload stalled: no data for {0:?}")]
     IngestStalled(std::time::Duration),
-    /// The stream is fed by a built-in source and does not take pushed frames.
-    #[error("stream {stream:?} is fed by the {source_kind}; it does not accept pushed frames")]
-    StreamOwned {
-        /// The stream's name.
-        stream: String,
-        /// What feeds it.
-        source_kind: &'static str,
-    },
-    /// Creating the stream would exceed the configured maximum.
-    #[error("too many streams: the limit is {0}")]
-    TooManyStreams(usize),
-    /// Another subscriber would exceed the configured maximum.
-    #[error("too many subscribers: the limit is {0}; try again later")]
-    TooManySubscribers(usize),
+    /// The hub refused the stream: fed by a source, or a limit reached.
+    #[error(transparent)]
+    Hub(#[from] HubError),
 }
 
 impl Error {
@@ -68,8 +62,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
-            Error::StreamOwned { .. } => StatusCode::CONFLICT,
-            Error::TooManyStreams(_) | Error::TooManySubscribers(_) => {
+            Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
+            Error::Hub(HubError::TooManyStreams(_) | HubError::TooManySubscribers(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }

@@ -2,21 +2,41 @@
 //!
 //! # How data flows
 //!
-//! Data moves one way. A producer — an HTTP upload (`POST /frames`, one JPEG or a continuous
-//! MJPEG body cut up by [`mjpeg::Splitter`]) or a built-in [`source`] — yields bytes;
-//! [`frame::Frame::from_jpeg`] validates them with the [`jpeg`] walker, so a corrupt picture stops
-//! there. The [`hub`] numbers each frame and [`sse`] encodes it, once, into the complete bytes of
-//! its `text/event-stream` event. Every `GET /events` subscriber is handed a reference-counted
-//! clone of those bytes when its connection is ready for more; one that falls behind skips to
-//! the newest frame instead of queueing. Nothing downstream calls back upstream, and every
-//! stream ends when [`shutdown::Shutdown`] fires.
+//! Data moves one way: source → frame → hub → outputs. A producer — an HTTP upload
+//! (`POST /frames`, one JPEG or a continuous MJPEG body cut up by [`mjpeg::Splitter`]) or a
+//! built-in [`source`] — yields bytes. [`publish`] is the one way in: it validates them as a
+//! [`frame::Frame`] with the [`jpeg`] walker, so a corrupt picture stops there, and hands the
+//! frame to its [`hub::Stream`], which numbers it and has [`sse`] encode it, once, into the
+//! complete bytes of its `text/event-stream` event. Every `GET /events` subscriber is handed a
+//! reference-counted clone of those bytes when its connection is ready for more; one that falls
+//! behind skips to the newest frame instead of queueing. Nothing downstream calls back
+//! upstream, and every stream ends when [`shutdown::Shutdown`] fires.
+//!
+//! # Words
+//!
+//! A **stream** is what a name points at ([`stream_name::StreamName`] → [`hub::Stream`]). Its
+//! **source** is what feeds it ([`hub::SourceKind`]; the built-in ones live in [`source`]). Its
+//! **status** is what `event: status` reports: a [`status::State`] and a reason. A
+//! **subscriber** holds a [`hub::Subscription`]; the `GET /events` response that serves it is
+//! its **viewer**.
 //!
 //! # Layout
 //!
 //! - [`config`]: flags, environment variables and their documented defaults.
-//! - [`server`]: the accept loop; [`http`]: routes and handlers; [`error`]: errors → HTTP.
-//! - [`jpeg`], [`mjpeg`]: pure parsers, no I/O.
-//! - [`frame`] → [`hub`] → [`sse`]: the hot path.
+//! - [`jpeg`], [`mjpeg`]: pure parsers, no I/O. A frame is **validated** by [`jpeg::inspect`];
+//!   byte streams are cut into candidate frames by [`mjpeg::Splitter`].
+//! - [`frame`]: a validated JPEG and its receive time.
+//! - [`publish`]: validate-and-publish, shared by uploads and sources.
+//! - [`source`]: the built-in producers (test pattern, camera, stdin, file replay).
+//! - [`hub`]: streams by name and their limits; a frame is **numbered** in
+//!   [`hub::Stream::publish`], which keeps the one newest-frame slot per stream.
+//! - [`sse`]: the wire format; a frame is **encoded** once, in [`sse::encode_frame`].
+//! - [`status`]: a stream's status and its encoded `event: status`.
+//! - [`stream_name`]: what a stream may be called.
+//! - [`http`]: routes and handlers; a frame is **written** to a viewer by `http::events`.
+//! - [`server`]: the accept loop, and the direct path that serves idle-cheap event streams.
+//! - [`error`]: errors → HTTP, the one place a status code is chosen.
+//! - [`shutdown`]: the signal every long-lived task stops on.
 
 pub mod config;
 pub mod error;
@@ -25,12 +45,12 @@ pub mod http;
 pub mod hub;
 pub mod jpeg;
 pub mod mjpeg;
+pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod source;
-pub mod source_state;
-pub mod split_publisher;
 pub mod sse;
+pub mod status;
 pub mod stream_name;
 
 use std::sync::Arc;
@@ -47,10 +67,10 @@ use crate::shutdown::Shutdown;
 /// before the server starts.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
-    source::spawn_all(&config, &hub, &shutdown)?;
+    source::spawn_all(source::plan(&config)?, &hub, &shutdown)?;
     tokio::spawn({
         let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
-        async move { hub.watch_streams(stall_after, shutdown).await }
+        async move { hub.upkeep(stall_after, shutdown).await }
     });
     let send_buffer_bytes = config.send_buffer_bytes;
     let state = http::AppState {

@@ -1,5 +1,5 @@
 //! The accept loop: one task per TCP connection, each served by hyper's HTTP/1.1 engine, except
-//! event streams, which [`direct`] serves without hyper's buffers.
+//! event streams, which `direct.rs` serves without hyper's buffers.
 //!
 //! framecast runs its own loop instead of `axum::serve` for four reasons: a header-read timeout
 //! needs a timer installed on the connection, the write buffer limit keeps hyper from queueing

@@ -22,11 +22,6 @@ impl Shutdown {
         self.token.cancel();
     }
 
-    /// True once [`Shutdown::trigger`] has been called on any clone.
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Completes when the signal fires (at once if it already has).
     pub async fn wait(&self) {
         self.token.cancelled().await;

@@ -19,14 +19,10 @@ pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 pub struct EncodedFrame {
     /// Sequence number of the frame within its stream, from 1.
     pub seq: u64,
-    /// Receive time, ms since the Unix epoch.
-    pub ts: u64,
     /// Width in pixels.
     pub width: u16,
     /// Height in pixels.
     pub height: u16,
-    /// Size of the JPEG in bytes.
-    pub size: usize,
     /// The whole event, JPEG included as base64.
     pub with_jpeg: Bytes,
     /// The same event without the `jpeg` field (`?payload=none`), for debugging with curl.
@@ -80,10 +76,8 @@ pub fn encode_frame(stream: &StreamName, seq: u64, frame: &Frame) -> EncodedFram
 
     EncodedFrame {
         seq,
-        ts,
         width: frame.width,
         height: frame.height,
-        size: frame.jpeg.len(),
         with_jpeg: event.freeze(),
         without_jpeg,
     }

@@ -2,12 +2,15 @@
 
 use std::fmt;
 
-use crate::error::Error;
-
 /// The stream used when a request names none.
 pub const DEFAULT_STREAM: &str = "default";
 /// Longest stream name; long enough for descriptive names, short enough to log.
 pub const MAX_STREAM_NAME_LEN: usize = 64;
+
+/// A name that is not a valid stream name (cut to 80 characters, so it can be shown).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid stream name {0:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'")]
+pub struct InvalidStreamName(String);
 
 /// A stream name made of 1 to 64 of `A-Z a-z 0-9 _ -`, so it never needs escaping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,7 +18,7 @@ pub struct StreamName(String);
 
 impl StreamName {
     /// Checks `name`; `None` means the default stream.
-    pub fn parse(name: Option<&str>) -> Result<StreamName, Error> {
+    pub fn parse(name: Option<&str>) -> Result<StreamName, InvalidStreamName> {
         let name = name.unwrap_or(DEFAULT_STREAM);
         let valid = (1..=MAX_STREAM_NAME_LEN).contains(&name.len())
             && name
@@ -24,7 +27,7 @@ impl StreamName {
         if valid {
             Ok(StreamName(name.to_owned()))
         } else {
-            Err(Error::BadStreamName(name.chars().take(80).collect()))
+            Err(InvalidStreamName(name.chars().take(80).collect()))
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The response body is a stream that, each time hyper is ready to write more, hands over the
 //! newest frame's pre-encoded bytes (a reference-count bump, no copy). Frames that went by while
-//! the connection was busy are skipped and counted. Changes of the source's state go out as
+//! the connection was busy are skipped and counted. Changes of the status go out as
 //! `event: status`, the current one first. The stream ends when the server shuts down.
 
 use std::convert::Infallible;
@@ -23,8 +23,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::AppState;
 use crate::error::Error;
 use crate::hub::Subscription;
-use crate::source_state::StreamState;
 use crate::sse;
+use crate::status::Status;
 use crate::stream_name::StreamName;
 
 /// Query parameters of `GET /events`.
@@ -59,7 +59,7 @@ pub async fn get_events(
         subscription,
         with_jpeg,
         last_seq: None,
-        sent_state: None,
+        sent_status: None,
         skipped: 0,
         keep_alive: state.config.keep_alive,
         quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
@@ -90,8 +90,8 @@ struct Viewer {
     with_jpeg: bool,
     /// The last frame sent, to count what was skipped.
     last_seq: Option<u64>,
-    /// The last source state sent, to tell a new one.
-    sent_state: Option<Arc<StreamState>>,
+    /// The last status sent, to tell a new one.
+    sent_status: Option<Arc<Status>>,
     skipped: u64,
     keep_alive: Duration,
     /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
@@ -123,24 +123,24 @@ impl Viewer {
         Some(chunk)
     }
 
-    /// What this viewer has not been sent yet: a new source state first, else a new frame.
+    /// What this viewer has not been sent yet: a new status first, else a new frame.
     fn take_news(&mut self) -> Option<Bytes> {
         let latest = self.subscription.latest.borrow_and_update();
-        let state_is_new = !self
-            .sent_state
+        let status_is_new = !self
+            .sent_status
             .as_ref()
-            .is_some_and(|sent| Arc::ptr_eq(sent, &latest.state));
+            .is_some_and(|sent| Arc::ptr_eq(sent, &latest.status));
         let frame = latest.frame.clone();
-        let state = latest.state.clone();
+        let status = latest.status.clone();
         drop(latest);
         let frame = frame.filter(|frame| Some(frame.seq) != self.last_seq);
-        if state_is_new {
+        if status_is_new {
             if frame.is_some() {
                 // The frame goes out on the next call.
                 self.subscription.latest.mark_changed();
             }
-            let event = state.event.clone();
-            self.sent_state = Some(state);
+            let event = status.event.clone();
+            self.sent_status = Some(status);
             return Some(event);
         }
         let frame = frame?;
@@ -149,7 +149,7 @@ impl Viewer {
             let missed = frame.seq.saturating_sub(last + 1);
             if missed > 0 {
                 self.skipped += missed;
-                self.subscription.channel.record_skipped(missed);
+                self.subscription.stream.record_skipped(missed);
             }
         }
         self.last_seq = Some(frame.seq);
@@ -164,7 +164,7 @@ impl Viewer {
 impl Drop for Viewer {
     fn drop(&mut self) {
         tracing::debug!(
-            stream = %self.subscription.channel.name(),
+            stream = %self.subscription.stream.name(),
             skipped = self.skipped,
             last_seq = ?self.last_seq,
             "subscriber left"

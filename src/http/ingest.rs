@@ -19,10 +19,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::error::Error;
-use crate::frame::Frame;
-use crate::hub::{Channel, Feed};
+use crate::hub::{SourceKind, Stream};
 use crate::mjpeg::{self, Framing};
-use crate::split_publisher::SplitPublisher;
+use crate::publish::{SplitPublisher, publish_jpeg};
 use crate::stream_name::StreamName;
 
 /// Query parameters of `POST /frames`.
@@ -52,7 +51,7 @@ pub async fn post_frames(
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let upload = classify(content_type.as_deref())?;
-    let channel = state.hub.publisher(&name, Feed::Push)?;
+    let stream = state.hub.publisher(&name, SourceKind::Push)?;
     let limit = state.config.max_frame_bytes;
 
     match upload {
@@ -64,8 +63,7 @@ pub async fn post_frames(
                 return Err(Error::TooLarge { limit });
             }
             let bytes = read_single(&state, body.into_data_stream(), limit).await?;
-            let frame = Frame::from_jpeg(bytes).inspect_err(|_| channel.record_rejected())?;
-            let encoded = channel.publish(&frame);
+            let encoded = publish_jpeg(&stream, bytes)?;
             Ok(Json(json!({
                 "stream": name.as_str(),
                 "seq": encoded.seq,
@@ -74,7 +72,7 @@ pub async fn post_frames(
             })))
         }
         Upload::Continuous(framing) => {
-            read_continuous(&state, &channel, body.into_data_stream(), framing).await
+            read_continuous(&state, &stream, body.into_data_stream(), framing).await
         }
     }
 }
@@ -122,7 +120,7 @@ async fn read_single(
 /// Splits a continuous body into frames and publishes each one as soon as it is complete.
 async fn read_continuous(
     state: &AppState,
-    channel: &Arc<Channel>,
+    stream: &Arc<Stream>,
     mut body: BodyDataStream,
     framing: Option<Framing>,
 ) -> Result<Json<Value>, Error> {
@@ -150,7 +148,7 @@ async fn read_continuous(
         },
     };
 
-    let mut publisher = SplitPublisher::new(framing, limit, channel.clone());
+    let mut publisher = SplitPublisher::new(framing, limit, stream.clone());
     publisher.push(&head);
     let mut received = !head.is_empty();
     while let Some(chunk) = next_chunk(state, &mut body).await? {

@@ -8,7 +8,7 @@ use super::AppState;
 
 /// Every stream with its counters, frame rate, subscribers and newest frame's age and size.
 pub async fn get_streams(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "streams": state.hub.status() }))
+    Json(json!({ "streams": state.hub.summary() }))
 }
 
 /// Liveness: 200 while the server accepts requests.

@@ -22,11 +22,11 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::on_demand;
 use crate::config::{CameraUrl, Credentials};
-use crate::hub::Channel;
+use crate::hub::Stream;
 use crate::mjpeg;
+use crate::publish::SplitPublisher;
 use crate::shutdown::Shutdown;
-use crate::source_state::SourceState;
-use crate::split_publisher::SplitPublisher;
+use crate::status::State;
 
 /// First reconnect delay; doubles per failure up to [`BACKOFF_CAP`].
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -54,40 +54,43 @@ pub struct Camera {
     pub max_frame_bytes: usize,
 }
 
-/// Feeds `channel` from `camera` until shutdown, connected while there is demand for it.
-pub async fn run(camera: Camera, channel: Arc<Channel>, shutdown: Shutdown) {
-    tracing::info!(stream = %channel.name(), url = %camera.url, always_on = camera.always_on,
+impl Camera {
+    /// Feeds `stream` from the camera until shutdown, connected while there is demand for it.
+    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+        let camera = self;
+        tracing::info!(stream = %stream.name(), url = %camera.url, always_on = camera.always_on,
                    "camera source");
-    let mut subscribers = channel.subscriber_count();
-    loop {
-        if !camera.always_on {
-            channel.set_state(SourceState::Connecting, Some("idle until a viewer arrives"));
+        let mut subscribers = stream.subscriber_count();
+        loop {
+            if !camera.always_on {
+                stream.set_status(State::Connecting, Some("idle until a viewer arrives"));
+                tokio::select! {
+                    () = shutdown.wait() => return,
+                    () = on_demand::viewers_arrive(&mut subscribers) => {}
+                }
+            }
+            // The session is dropped, and its connection closed, when the linger runs out.
+            let linger_over = async {
+                if camera.always_on {
+                    std::future::pending().await
+                } else {
+                    on_demand::viewers_gone_for(subscribers.clone(), camera.linger).await
+                }
+            };
             tokio::select! {
                 () = shutdown.wait() => return,
-                () = on_demand::viewers_arrive(&mut subscribers) => {}
-            }
-        }
-        // The session is dropped, and its connection closed, when the linger runs out.
-        let linger_over = async {
-            if camera.always_on {
-                std::future::pending().await
-            } else {
-                on_demand::viewers_gone_for(subscribers.clone(), camera.linger).await
-            }
-        };
-        tokio::select! {
-            () = shutdown.wait() => return,
-            never = pull(&camera, &channel) => match never {},
-            () = linger_over => {
-                tracing::info!(stream = %channel.name(), linger = ?camera.linger,
-                               "no viewers; disconnecting from the camera");
+                never = pull(&camera, &stream) => match never {},
+                () = linger_over => {
+                    tracing::info!(stream = %stream.name(), linger = ?camera.linger,
+                                   "no viewers; disconnecting from the camera");
+                }
             }
         }
     }
 }
 
 /// Connects, publishes, and reconnects after failures, for as long as it is polled.
-async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
+async fn pull(camera: &Camera, stream: &Arc<Stream>) -> Infallible {
     // One client per session: its pool holds the one connection, dropped with the session.
     let client = Client::builder()
         .connect_timeout(camera.connect_timeout)
@@ -101,8 +104,8 @@ async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
         Err(err) => {
             // Only the TLS setup can fail here (e.g. an unreadable system certificate store).
             let reason = format!("cannot set up the HTTP client: {}", describe(&err));
-            tracing::error!(stream = %channel.name(), %reason);
-            channel.set_state(SourceState::Offline, Some(&reason));
+            tracing::error!(stream = %stream.name(), %reason);
+            stream.set_status(State::Offline, Some(&reason));
             return std::future::pending().await;
         }
     };
@@ -110,14 +113,14 @@ async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
     let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
     loop {
         // While offline, retries update the reason rather than flicker through `connecting`.
-        if channel.state() != SourceState::Offline {
-            channel.set_state(SourceState::Connecting, None);
+        if stream.state() != State::Offline {
+            stream.set_status(State::Connecting, None);
         }
-        let Err(problem) = pull_once(camera, channel, &client, &mut auth, &mut backoff).await;
+        let Err(problem) = pull_once(camera, stream, &client, &mut auth, &mut backoff).await;
         let delay = backoff.next_delay();
-        tracing::warn!(stream = %channel.name(), %problem, retry_in = ?delay, "camera failed");
+        tracing::warn!(stream = %stream.name(), %problem, retry_in = ?delay, "camera failed");
         let reason = format!("{problem}; retrying in {:.1} s", delay.as_secs_f64());
-        channel.set_state(SourceState::Offline, Some(&reason));
+        stream.set_status(State::Offline, Some(&reason));
         tokio::time::sleep(delay).await;
     }
 }
@@ -129,7 +132,7 @@ async fn pull(camera: &Camera, channel: &Arc<Channel>) -> Infallible {
 /// the URL is then asked again every 1/fps s, over the same kept-alive connection.
 async fn pull_once(
     camera: &Camera,
-    channel: &Arc<Channel>,
+    stream: &Arc<Stream>,
     client: &Client,
     auth: &mut Auth,
     backoff: &mut Backoff,
@@ -146,11 +149,11 @@ async fn pull_once(
             .unwrap_or_default()
             .to_owned();
         if !polling {
-            tracing::info!(stream = %channel.name(), content_type, "camera answered");
+            tracing::info!(stream = %stream.name(), content_type, "camera answered");
         }
         let mut publisher = match mjpeg::multipart_framing(&content_type) {
-            Some(framing) => SplitPublisher::new(framing, camera.max_frame_bytes, channel.clone()),
-            None => SplitPublisher::sniffing(camera.max_frame_bytes, channel.clone()),
+            Some(framing) => SplitPublisher::new(framing, camera.max_frame_bytes, stream.clone()),
+            None => SplitPublisher::sniffing(camera.max_frame_bytes, stream.clone()),
         };
         while let Some(chunk) = next_chunk(camera, &mut response).await? {
             let published = publisher.frames;
@@ -172,7 +175,7 @@ async fn pull_once(
         }
         if !polling {
             polling = true;
-            tracing::info!(stream = %channel.name(), fps = camera.snapshot_fps,
+            tracing::info!(stream = %stream.name(), fps = camera.snapshot_fps,
                            "one picture per request: polling the camera's snapshots");
         }
         tokio::time::sleep_until(asked + poll_period).await;

@@ -2,7 +2,12 @@
 //!
 //! The built-in test pattern feeds `default` unless turned off, so that a fresh `cargo run`
 //! shows a live picture at once. `--source NAME=SPEC` feeds a stream from a camera URL
-//! ([`camera`]), standard input ([`stdin`]) or a file or folder ([`replay`]).
+//! (`camera.rs`), standard input (`stdin.rs`) or a file or folder (`replay.rs`).
+//!
+//! Every source has one shape: a [`Source`] is built from the configuration by [`plan`] (which
+//! finds configuration mistakes before anything starts), and runs with
+//! `run(stream, shutdown)` until `shutdown` fires, publishing through
+//! [`crate::publish`] and reporting its state with [`Stream::set_status`].
 
 mod backoff;
 mod camera;
@@ -15,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::{Config, SourceInput};
-use crate::hub::{Feed, Hub};
+use crate::hub::{Hub, HubError, SourceKind, Stream};
 use crate::shutdown::Shutdown;
 use crate::stream_name::StreamName;
 
@@ -25,59 +30,94 @@ pub const DEFAULT_SNAPSHOT_FPS: u32 = 5;
 /// Rate of a file or folder replay unless `fps=` says otherwise (MJPEG files carry no timing).
 pub const DEFAULT_REPLAY_FPS: u32 = 30;
 
-/// Starts the sources the configuration asks for; each runs until `shutdown` fires.
+/// A built-in producer, configured and ready to run into its stream.
+#[derive(Debug)]
+pub enum Source {
+    /// The moving test pattern.
+    TestPattern(test_pattern::TestPattern),
+    /// Frames piped into standard input.
+    Stdin(stdin::Stdin),
+    /// A camera pulled over HTTP.
+    Camera(camera::Camera),
+    /// A file or folder played in a loop.
+    Replay(replay::Replay),
+}
+
+impl Source {
+    /// What kind of source this is, as `GET /streams` shows it.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Source::TestPattern(_) => SourceKind::TestPattern,
+            Source::Stdin(_) => SourceKind::Stdin,
+            Source::Camera(_) => SourceKind::Camera,
+            Source::Replay(_) => SourceKind::File,
+        }
+    }
+
+    /// Publishes into `stream` until `shutdown` fires (or, for stdin, the input ends).
+    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+        match self {
+            Source::TestPattern(source) => source.run(stream, shutdown).await,
+            Source::Stdin(source) => source.run(stream, shutdown).await,
+            Source::Camera(source) => source.run(stream, shutdown).await,
+            Source::Replay(source) => source.run(stream, shutdown).await,
+        }
+    }
+}
+
+/// The sources the configuration asks for, each with the stream it feeds.
 ///
-/// The test pattern feeds `default` unless turned off or a `--source` feeds that stream.
-pub fn spawn_all(config: &Config, hub: &Arc<Hub>, shutdown: &Shutdown) -> anyhow::Result<()> {
+/// Refuses two sources for one stream. The test pattern feeds `default` unless turned off or a
+/// `--source` feeds that stream.
+pub fn plan(config: &Config) -> anyhow::Result<Vec<(StreamName, Source)>> {
     let mut named = HashSet::new();
     for spec in &config.sources {
         if !named.insert(&spec.stream) {
             anyhow::bail!("stream {:?} is given two sources", spec.stream.as_str());
         }
     }
+    let mut planned = Vec::new();
     let default = StreamName::parse(None)?;
     if !config.no_test_pattern && !named.contains(&default) {
-        let channel = hub.publisher(&default, Feed::TestPattern)?;
-        tokio::spawn(test_pattern::run(
-            channel,
-            config.test_pattern_fps,
-            shutdown.clone(),
-        ));
+        let source = test_pattern::TestPattern {
+            fps: config.test_pattern_fps,
+        };
+        planned.push((default, Source::TestPattern(source)));
     }
     for spec in &config.sources {
-        match spec.input {
-            SourceInput::Stdin => {
-                let channel = hub.publisher(&spec.stream, Feed::Stdin)?;
-                tokio::spawn(stdin::run(
-                    channel,
-                    config.max_frame_bytes,
-                    shutdown.clone(),
-                ));
-            }
-            SourceInput::Camera(ref url) => {
-                let channel = hub.publisher(&spec.stream, Feed::Camera)?;
-                let camera = camera::Camera {
-                    url: url.clone(),
-                    snapshot_fps: spec.fps.unwrap_or(DEFAULT_SNAPSHOT_FPS),
-                    linger: spec.linger.unwrap_or(config.linger),
-                    always_on: spec.always_on || config.always_on,
-                    connect_timeout: config.connect_timeout,
-                    read_timeout: config.read_timeout,
-                    max_frame_bytes: config.max_frame_bytes,
-                };
-                tokio::spawn(camera::run(camera, channel, shutdown.clone()));
-            }
-            SourceInput::File(ref path) => {
-                let channel = hub.publisher(&spec.stream, Feed::File)?;
-                tokio::spawn(replay::run(
-                    path.clone(),
-                    spec.fps.unwrap_or(DEFAULT_REPLAY_FPS),
-                    config.max_frame_bytes,
-                    channel,
-                    shutdown.clone(),
-                ));
-            }
-        }
+        let source = match spec.input {
+            SourceInput::Stdin => Source::Stdin(stdin::Stdin {
+                max_frame_bytes: config.max_frame_bytes,
+            }),
+            SourceInput::Camera(ref url) => Source::Camera(camera::Camera {
+                url: url.clone(),
+                snapshot_fps: spec.fps.unwrap_or(DEFAULT_SNAPSHOT_FPS),
+                linger: spec.linger.unwrap_or(config.linger),
+                always_on: spec.always_on || config.always_on,
+                connect_timeout: config.connect_timeout,
+                read_timeout: config.read_timeout,
+                max_frame_bytes: config.max_frame_bytes,
+            }),
+            SourceInput::File(ref path) => Source::Replay(replay::Replay {
+                path: path.clone(),
+                fps: spec.fps.unwrap_or(DEFAULT_REPLAY_FPS),
+                max_frame_bytes: config.max_frame_bytes,
+            }),
+        };
+        planned.push((spec.stream.clone(), source));
+    }
+    Ok(planned)
+}
+
+/// Creates each planned source's stream and starts the source; each runs until `shutdown`.
+pub fn spawn_all(
+    planned: Vec<(StreamName, Source)>,
+    hub: &Hub,
+    shutdown: &Shutdown,
+) -> Result<(), HubError> {
+    for (name, source) in planned {
+        let stream = hub.publisher(&name, source.kind())?;
+        tokio::spawn(source.run(stream, shutdown.clone()));
     }
     Ok(())
 }

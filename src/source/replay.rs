@@ -11,55 +11,62 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::frame::Frame;
-use crate::hub::Channel;
+use crate::hub::Stream;
 use crate::mjpeg::{Piece, Splitter};
+use crate::publish::publish_piece;
 use crate::shutdown::Shutdown;
-use crate::source_state::SourceState;
+use crate::status::State;
 
 /// Bytes read from a file at a time.
 const READ_BYTES: usize = 64 * 1024;
 /// Pause before trying again when a pass found nothing to play.
 const NOTHING_TO_PLAY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Plays `path` into `channel` at `fps`, looping, until shutdown.
-pub async fn run(
-    path: PathBuf,
-    fps: u32,
-    max_frame_bytes: usize,
-    channel: Arc<Channel>,
-    shutdown: Shutdown,
-) {
-    tracing::info!(stream = %channel.name(), path = %path.display(), fps, "replaying");
-    let mut frames = if path.is_dir() {
-        Frames::Folder(FolderFrames {
-            folder: path,
-            max_frame_bytes,
-            queue: VecDeque::new(),
-        })
-    } else {
-        Frames::File(Box::new(FileFrames {
+/// A replay's settings.
+#[derive(Debug)]
+pub struct Replay {
+    /// An MJPEG (or concatenated-JPEG) file, or a folder of JPEG files.
+    pub path: PathBuf,
+    /// Frames per second.
+    pub fps: u32,
+    /// Largest frame accepted.
+    pub max_frame_bytes: usize,
+}
+
+impl Replay {
+    /// Plays the file or folder into `stream` at its rate, looping, until shutdown.
+    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+        let Replay {
             path,
-            file: None,
-            splitter: Splitter::sniffing(max_frame_bytes),
+            fps,
             max_frame_bytes,
-            chunk: vec![0; READ_BYTES],
-            ready: VecDeque::new(),
-        }))
-    };
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => return,
-            _ = ticks.tick() => {}
-        }
-        match frames.next(&channel).await {
-            Ok(frame) => {
-                channel.publish(&frame);
+        } = self;
+        tracing::info!(stream = %stream.name(), path = %path.display(), fps, "replaying");
+        let mut frames = if path.is_dir() {
+            Frames::Folder(FolderFrames {
+                folder: path,
+                max_frame_bytes,
+                queue: VecDeque::new(),
+            })
+        } else {
+            Frames::File(Box::new(FileFrames {
+                path,
+                file: None,
+                splitter: Splitter::sniffing(max_frame_bytes),
+                max_frame_bytes,
+                chunk: vec![0; READ_BYTES],
+                ready: VecDeque::new(),
+            }))
+        };
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                _ = ticks.tick() => {}
             }
-            Err(problem) => {
-                channel.set_state(SourceState::Offline, Some(&problem));
+            if let Err(problem) = frames.publish_next(&stream).await {
+                stream.set_status(State::Offline, Some(&problem));
                 tokio::select! {
                     () = shutdown.wait() => return,
                     () = tokio::time::sleep(NOTHING_TO_PLAY_PAUSE) => {}
@@ -98,24 +105,19 @@ struct FolderFrames {
 }
 
 impl Frames {
-    /// The next valid frame, starting over at the end; fails if a whole pass held none.
-    async fn next(&mut self, channel: &Channel) -> Result<Frame, String> {
+    /// Publishes the next valid frame, starting over at the end; fails if a whole pass held
+    /// none.
+    async fn publish_next(&mut self, stream: &Stream) -> Result<(), String> {
         // Set when a pass starts; a second start without a frame means there is none to play.
         let mut started_over = false;
         loop {
-            let candidate = match self {
+            let piece = match self {
                 Frames::File(file) => file.next_piece(&mut started_over).await?,
                 Frames::Folder(folder) => folder.next_piece(&mut started_over).await?,
             };
-            let rejected = match candidate {
-                Piece::Frame(jpeg) => match Frame::from_jpeg(jpeg) {
-                    Ok(frame) => return Ok(frame),
-                    Err(err) => err.to_string(),
-                },
-                Piece::Rejected(reason) => reason,
-            };
-            tracing::debug!(stream = %channel.name(), %rejected, "replay frame rejected");
-            channel.record_rejected();
+            if publish_piece(stream, piece).is_ok() {
+                return Ok(());
+            }
         }
     }
 }

@@ -8,43 +8,52 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::hub::Channel;
+use crate::hub::Stream;
+use crate::publish::SplitPublisher;
 use crate::shutdown::Shutdown;
-use crate::source_state::SourceState;
-use crate::split_publisher::SplitPublisher;
+use crate::status::State;
 
 /// Bytes asked for per read.
 const READ_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the reading thread and the publisher.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
-/// Publishes the frames on standard input into `channel` until it ends or shutdown.
-pub async fn run(channel: Arc<Channel>, max_frame_bytes: usize, shutdown: Shutdown) {
-    let (sender, mut chunks) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    std::thread::Builder::new()
-        .name("framecast-stdin".into())
-        .spawn(move || read_stdin(sender))
-        .expect("can start the stdin thread");
-    tracing::info!(stream = %channel.name(), "reading frames from standard input");
+/// The stdin source's settings.
+#[derive(Debug)]
+pub struct Stdin {
+    /// Largest frame accepted.
+    pub max_frame_bytes: usize,
+}
 
-    channel.set_state(SourceState::Connecting, Some("waiting for standard input"));
-    let mut publisher = SplitPublisher::sniffing(max_frame_bytes, channel.clone());
-    loop {
-        let chunk = tokio::select! {
-            () = shutdown.wait() => return,
-            chunk = chunks.recv() => chunk,
-        };
-        let Some(chunk) = chunk else { break };
-        publisher.push(&chunk);
+impl Stdin {
+    /// Publishes the frames on standard input into `stream` until it ends or shutdown.
+    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+        let (sender, mut chunks) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        std::thread::Builder::new()
+            .name("framecast-stdin".into())
+            .spawn(move || read_stdin(sender))
+            .expect("can start the stdin thread");
+        tracing::info!(stream = %stream.name(), "reading frames from standard input");
+
+        stream.set_status(State::Connecting, Some("waiting for standard input"));
+        let mut publisher = SplitPublisher::sniffing(self.max_frame_bytes, stream.clone());
+        loop {
+            let chunk = tokio::select! {
+                () = shutdown.wait() => return,
+                chunk = chunks.recv() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            publisher.push(&chunk);
+        }
+        publisher.finish();
+        tracing::info!(
+            stream = %stream.name(),
+            frames = publisher.frames,
+            rejected = publisher.rejected,
+            "standard input ended; the last frame stays available"
+        );
+        stream.set_status(State::Offline, Some("standard input ended"));
     }
-    publisher.finish();
-    tracing::info!(
-        stream = %channel.name(),
-        frames = publisher.frames,
-        rejected = publisher.rejected,
-        "standard input ended; the last frame stays available"
-    );
-    channel.set_state(SourceState::Offline, Some("standard input ended"));
 }
 
 /// Reads stdin to its end, handing chunks to the async side; stops if that side is gone.

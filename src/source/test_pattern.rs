@@ -10,8 +10,8 @@ use bytes::Bytes;
 use jpeg_encoder::{ColorType, Encoder};
 use tokio::time::MissedTickBehavior;
 
-use crate::frame::Frame;
-use crate::hub::Channel;
+use crate::hub::Stream;
+use crate::publish::publish_jpeg;
 use crate::shutdown::Shutdown;
 
 /// Picture size: 640x480 is the typical IP-camera substream.
@@ -22,26 +22,34 @@ const QUALITY: u8 = 80;
 /// Pixel size of one dot of the 5x7 digit font.
 const DOT: usize = 8;
 
-/// Publishes a new test-pattern frame `fps` times a second until shutdown.
-pub async fn run(channel: Arc<Channel>, fps: u32, shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
-    // A late tick is skipped rather than bunched: the pattern is live, not a backlog.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut number: u64 = 0;
-    tracing::info!(stream = %channel.name(), fps, "test pattern started");
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => break,
-            _ = ticks.tick() => {}
-        }
-        number += 1;
-        let encoded = tokio::task::spawn_blocking(move || render(number)).await;
-        match encoded.map(|jpeg| Frame::from_jpeg(Bytes::from(jpeg))) {
-            Ok(Ok(frame)) => {
-                channel.publish(&frame);
+/// The test pattern's settings.
+#[derive(Debug)]
+pub struct TestPattern {
+    /// Frames per second.
+    pub fps: u32,
+}
+
+impl TestPattern {
+    /// Publishes a new test-pattern frame `fps` times a second until shutdown.
+    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+        let fps = self.fps;
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
+        // A late tick is skipped rather than bunched: the pattern is live, not a backlog.
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut number: u64 = 0;
+        tracing::info!(stream = %stream.name(), fps, "test pattern started");
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                _ = ticks.tick() => {}
             }
-            Ok(Err(err)) => tracing::error!(%err, "test pattern made an invalid JPEG"),
-            Err(err) => tracing::error!(%err, "test pattern renderer failed"),
+            number += 1;
+            let rendered = tokio::task::spawn_blocking(move || render(number)).await;
+            match rendered.map(|jpeg| publish_jpeg(&stream, Bytes::from(jpeg))) {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::error!(%err, "test pattern made an invalid JPEG"),
+                Err(err) => tracing::error!(%err, "test pattern renderer failed"),
+            }
         }
     }
 }

@@ -1,0 +1,153 @@
+//! The hub: where frames are numbered, encoded once, and handed to every subscriber.
+//!
+//! **One watch slot per stream.** Each [`Stream`] holds one `watch` slot, [`Latest`], with its
+//! newest encoded frame and its [`Status`](crate::status::Status) side by side, so a subscriber
+//! waits on one thing: each event costs it one wake-up, and a status change reaches it even
+//! when no frames flow.
+//!
+//! **Latest frame wins.** Publishing replaces the slot and never waits for anyone; each
+//! subscriber reads the slot when its connection is ready for more, so a slow viewer skips
+//! straight to the newest frame and holds at most one frame reference. That is the whole
+//! slow-client policy: the producer and the other viewers never notice a slow one.
+//!
+//! # Layout
+//! - this file: the registry of streams by name and its limits ([`Hub`], [`HubError`]);
+//! - `stream.rs`: one stream — numbering, encoding and publishing frames, its status, counters;
+//! - `subscription.rs`: a subscriber's hold on a stream, counted while it lasts;
+//! - `summary.rs`: what `GET /streams` reports for a stream;
+//! - `rate.rs`: the ingest frame-rate estimate;
+//! - `upkeep.rs`: the periodic pass that marks quiet streams stalled and removes idle ones.
+
+mod rate;
+mod stream;
+mod subscription;
+mod summary;
+mod upkeep;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use stream::{Latest, SourceKind, Stream};
+pub use subscription::Subscription;
+pub use summary::StreamSummary;
+
+use crate::stream_name::StreamName;
+
+/// A pushed stream with no producer, no subscriber and no frame for this long is removed, so
+/// that names used once (a typo, a finished job) do not add up to `--max-streams`.
+pub const IDLE_STREAM_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Why the hub refused to hand out a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The stream is fed by a built-in source and does not take pushed frames.
+    #[error(
+        "stream {:?} is fed by the {}; it does not accept pushed frames",
+        .stream.as_str(),
+        .kind.describe()
+    )]
+    StreamOwned {
+        /// The stream's name.
+        stream: StreamName,
+        /// What feeds it.
+        kind: SourceKind,
+    },
+    /// Creating the stream would exceed the configured maximum.
+    #[error("too many streams: the limit is {0}")]
+    TooManyStreams(usize),
+    /// Another subscriber would exceed the configured maximum.
+    #[error("too many subscribers: the limit is {0}; try again later")]
+    TooManySubscribers(usize),
+}
+
+/// All streams, created on first use up to a limit.
+#[derive(Debug)]
+pub struct Hub {
+    streams: Mutex<HashMap<StreamName, Arc<Stream>>>,
+    max_streams: usize,
+    max_subscribers: usize,
+    idle_stream_lifetime: Duration,
+    /// Subscribers across all streams; shared with every [`Subscription`] so it can leave.
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl Hub {
+    /// An empty hub with the given limits.
+    pub fn new(max_streams: usize, max_subscribers: usize) -> Hub {
+        Hub::with_idle_stream_lifetime(max_streams, max_subscribers, IDLE_STREAM_LIFETIME)
+    }
+
+    /// As [`Hub::new`], removing idle pushed streams after `idle_stream_lifetime`.
+    pub fn with_idle_stream_lifetime(
+        max_streams: usize,
+        max_subscribers: usize,
+        idle_stream_lifetime: Duration,
+    ) -> Hub {
+        Hub {
+            streams: Mutex::new(HashMap::new()),
+            max_streams,
+            max_subscribers,
+            idle_stream_lifetime,
+            subscribers: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The stream called `name`, created as fed by `source` if it does not exist yet.
+    fn stream(&self, name: &StreamName, source: SourceKind) -> Result<Arc<Stream>, HubError> {
+        let mut streams = self.lock();
+        if let Some(stream) = streams.get(name) {
+            return Ok(stream.clone());
+        }
+        if streams.len() >= self.max_streams {
+            return Err(HubError::TooManyStreams(self.max_streams));
+        }
+        let stream = Arc::new(Stream::new(name.clone(), source));
+        streams.insert(name.clone(), stream.clone());
+        Ok(stream)
+    }
+
+    /// The stream a producer of kind `source` may publish to; refused if another kind feeds it.
+    pub fn publisher(
+        &self,
+        name: &StreamName,
+        source: SourceKind,
+    ) -> Result<Arc<Stream>, HubError> {
+        let stream = self.stream(name, source)?;
+        if stream.source() != source {
+            return Err(HubError::StreamOwned {
+                stream: name.clone(),
+                kind: stream.source(),
+            });
+        }
+        Ok(stream)
+    }
+
+    /// Joins the stream called `name` (creating it, to wait for a producer, if need be).
+    pub fn subscribe(&self, name: &StreamName) -> Result<Subscription, HubError> {
+        let stream = self.stream(name, SourceKind::Push)?;
+        if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
+            self.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(HubError::TooManySubscribers(self.max_subscribers));
+        }
+        Ok(Subscription::new(stream, self.subscribers.clone()))
+    }
+
+    /// What `GET /streams` shows: every stream, sorted by name.
+    pub fn summary(&self) -> Vec<StreamSummary> {
+        let mut summary: Vec<StreamSummary> =
+            self.all().iter().map(|stream| stream.summary()).collect();
+        summary.sort_by(|a, b| a.name.cmp(&b.name));
+        summary
+    }
+
+    /// Every stream, as of now.
+    fn all(&self) -> Vec<Arc<Stream>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamName, Arc<Stream>>> {
+        self.streams.lock().expect("hub lock poisoned")
+    }
+}

@@ -1,0 +1,220 @@
+//! `Stream`: one named stream — where its frames are numbered, encoded once and published.
+//!
+//! Publishing holds the stream's publish lock while a frame is numbered, encoded and stored,
+//! so `seq` order is delivery order, then replaces the [`Latest`] slot without waiting for any
+//! subscriber. Status changes go through the same slot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::rate::FrameRate;
+use super::summary::StreamSummary;
+use crate::frame::Frame;
+use crate::sse::{self, EncodedFrame};
+use crate::status::{State, Status};
+use crate::stream_name::StreamName;
+
+/// What feeds a stream. A stream fed by a built-in source refuses pushed frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Frames arrive through `POST /frames`.
+    Push,
+    /// The built-in test pattern.
+    TestPattern,
+    /// Frames read from standard input.
+    Stdin,
+    /// A camera (or any HTTP server) pulled over HTTP.
+    Camera,
+    /// An MJPEG file or a folder of JPEGs, replayed.
+    File,
+}
+
+impl SourceKind {
+    /// A name for messages and the status page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SourceKind::Push => "pushed frames",
+            SourceKind::TestPattern => "built-in test pattern",
+            SourceKind::Stdin => "standard input",
+            SourceKind::Camera => "camera",
+            SourceKind::File => "file replay",
+        }
+    }
+}
+
+/// What a stream's subscribers watch: its newest frame and its status, in one slot.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// The newest frame, or `None` before the first one.
+    pub frame: Option<Arc<EncodedFrame>>,
+    /// What the source is doing; a new `Arc` for each change, so a subscriber can tell.
+    pub status: Arc<Status>,
+}
+
+/// One stream: its slot, its numbering and its counters.
+#[derive(Debug)]
+pub struct Stream {
+    name: StreamName,
+    source: SourceKind,
+    created: Instant,
+    /// The newest encoded frame and the status; sending never fails or waits, even with no
+    /// receivers.
+    latest: watch::Sender<Latest>,
+    /// Held while a frame is numbered, encoded and stored, so `seq` order is delivery order.
+    publishing: Mutex<Publishing>,
+    published: AtomicU64,
+    rejected: AtomicU64,
+    skipped: AtomicU64,
+    /// Open subscribers; a camera source watches it to connect on demand.
+    subscribers: watch::Sender<usize>,
+}
+
+/// The numbering and the publish times, changed together under the publish lock.
+#[derive(Debug, Default)]
+struct Publishing {
+    seq: u64,
+    rate: FrameRate,
+}
+
+impl Stream {
+    pub(super) fn new(name: StreamName, source: SourceKind) -> Stream {
+        let reason = match source {
+            SourceKind::Push => Some("waiting for frames to be pushed".into()),
+            _ => None,
+        };
+        let status = Status::new(&name, State::Connecting, reason);
+        Stream {
+            name,
+            source,
+            created: Instant::now(),
+            latest: watch::Sender::new(Latest {
+                frame: None,
+                status: Arc::new(status),
+            }),
+            publishing: Mutex::new(Publishing::default()),
+            published: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            subscribers: watch::Sender::new(0),
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &StreamName {
+        &self.name
+    }
+
+    /// What feeds the stream.
+    pub fn source(&self) -> SourceKind {
+        self.source
+    }
+
+    /// Numbers `frame`, encodes it once, and makes it every subscriber's newest frame.
+    /// Never waits for subscribers.
+    pub fn publish(&self, frame: &Frame) -> Arc<EncodedFrame> {
+        let mut publishing = self.publishing.lock().expect("publish lock poisoned");
+        publishing.seq += 1;
+        let encoded = Arc::new(sse::encode_frame(&self.name, publishing.seq, frame));
+        publishing.rate.record(Instant::now());
+        self.latest.send_modify(|latest| {
+            latest.frame = Some(encoded.clone());
+            if latest.status.state != State::Live {
+                latest.status = self.announce(State::Live, None);
+            }
+        });
+        self.published.fetch_add(1, Ordering::Relaxed);
+        encoded
+    }
+
+    /// Tells viewers the source is now `state` (for `reason`), unless they already know.
+    pub fn set_status(&self, state: State, reason: Option<&str>) {
+        self.latest.send_if_modified(|latest| {
+            if latest.status.is(state, reason) {
+                return false;
+            }
+            latest.status = self.announce(state, reason);
+            true
+        });
+    }
+
+    /// The new status, logged and encoded once for every viewer.
+    fn announce(&self, state: State, reason: Option<&str>) -> Arc<Status> {
+        tracing::info!(stream = %self.name, state = state.as_str(), reason, "source state");
+        Arc::new(Status::new(&self.name, state, reason.map(str::to_owned)))
+    }
+
+    /// The source's current state.
+    pub fn state(&self) -> State {
+        self.latest.borrow().status.state
+    }
+
+    /// The number of open subscribers, updated as they come and go.
+    pub fn subscriber_count(&self) -> watch::Receiver<usize> {
+        self.subscribers.subscribe()
+    }
+
+    /// Counts a frame that failed validation and was not broadcast.
+    pub fn record_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts frames a subscriber skipped because it was behind.
+    pub fn record_skipped(&self, frames: u64) {
+        self.skipped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// A new receiver of the slot, and one more subscriber counted.
+    pub(super) fn join(&self) -> watch::Receiver<Latest> {
+        self.subscribers.send_modify(|count| *count += 1);
+        self.latest.subscribe()
+    }
+
+    /// One subscriber fewer.
+    pub(super) fn leave(&self) {
+        self.subscribers.send_modify(|count| *count -= 1);
+    }
+
+    /// Time since the newest frame, `None` before the first.
+    pub(super) fn last_frame_age(&self) -> Option<Duration> {
+        let publishing = self.publishing.lock().expect("publish lock poisoned");
+        publishing.rate.last().map(|at| at.elapsed())
+    }
+
+    /// Time since the newest frame, or since the stream was made if it has none.
+    pub(super) fn quiet_for(&self) -> Duration {
+        self.last_frame_age()
+            .unwrap_or_else(|| self.created.elapsed())
+    }
+
+    /// The stream as `GET /streams` shows it.
+    pub(super) fn summary(&self) -> StreamSummary {
+        let Latest { frame, status } = self.latest.borrow().clone();
+        let (fps, age) = {
+            let publishing = self.publishing.lock().expect("publish lock poisoned");
+            let now = Instant::now();
+            (
+                publishing.rate.per_second(now),
+                publishing.rate.last().map(|at| now.duration_since(at)),
+            )
+        };
+        StreamSummary {
+            name: self.name.to_string(),
+            source: self.source,
+            state: status.state,
+            reason: status.reason.clone(),
+            published: self.published.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            subscribers: *self.subscribers.borrow(),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            fps,
+            age_ms: age.map(|age| age.as_millis() as u64),
+            width: frame.as_ref().map(|f| f.width),
+            height: frame.as_ref().map(|f| f.height),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `StreamSummary`: one stream as `GET /streams` reports it. The field names are the wire format.
+
+use serde::Serialize;
+
+use super::stream::SourceKind;
+use crate::status::State;
+
+/// A stream's counters and newest frame, for `GET /streams`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSummary {
+    /// The stream's name.
+    pub name: String,
+    /// What feeds it.
+    pub source: SourceKind,
+    /// What the source is doing.
+    pub state: State,
+    /// Why, if there is more to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Frames published so far.
+    pub published: u64,
+    /// Frames refused (invalid, truncated, too large).
+    pub rejected: u64,
+    /// Open SSE subscribers.
+    pub subscribers: usize,
+    /// Frames that subscribers skipped because they were behind, summed over all of them.
+    pub skipped: u64,
+    /// Ingest frame rate over the last couple of seconds.
+    pub fps: f64,
+    /// Age of the newest frame, in milliseconds.
+    pub age_ms: Option<u64>,
+    /// Width of the newest frame.
+    pub width: Option<u16>,
+    /// Height of the newest frame.
+    pub height: Option<u16>,
+}
