@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use framecast::config::{Config, parse_source};
 
-use crate::common::{EventReader, TestServer, WAIT};
+use crate::common::{EventReader, TestServer, WAIT, eventually};
 use crate::fake_camera::{Auth, FakeCamera, Mode, Setup};
 
 /// A server pulling `url` into stream `cam`, with timings short enough for tests.
@@ -34,15 +34,6 @@ async fn wait_for_state(reader: &mut EventReader, state: &str) -> serde_json::Va
     tokio::time::timeout(WAIT, wait)
         .await
         .unwrap_or_else(|_| panic!("no {state:?} status within the wait limit"))
-}
-
-/// Polls `condition` until it holds, failing after [`WAIT`].
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -83,7 +74,7 @@ async fn the_camera_is_dropped_a_linger_after_the_last_viewer_leaves() {
     drop(viewer);
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(camera.open_connections(), 1, "still lingering");
-    eventually("camera connection closed", || {
+    eventually("camera connection closed", || async {
         camera.open_connections() == 0
     })
     .await;
@@ -102,7 +93,10 @@ async fn the_camera_is_dropped_a_linger_after_the_last_viewer_leaves() {
 async fn always_on_connects_without_viewers_and_stays() {
     let camera = FakeCamera::start(Setup::default()).await;
     let server = server_pulling(&format!("{} always-on", camera.url(None)), |_| {}).await;
-    eventually("camera connected", || camera.open_connections() == 1).await;
+    eventually("camera connected", || async {
+        camera.open_connections() == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(camera.open_connections(), 1);
     assert_eq!(server.stream_status("cam").await["state"], "live");

@@ -15,6 +15,26 @@ use tokio::task::JoinHandle;
 /// Longest any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How often [`eventually`] checks its condition.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Checks `condition` every few milliseconds until it holds; fails the test, naming `what`,
+/// if it still does not after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// A framecast server running in this process, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::common::{EventReader, TestServer, ffmpeg_test_source, parse_block, spawn_binary};
+use crate::common::{
+    EventReader, TestServer, eventually, ffmpeg_test_source, parse_block, spawn_binary,
+};
 
 /// Pushes two seconds of ffmpeg's test source at 15 fps with the given muxer, in real time.
 async fn ffmpeg_push(server: &TestServer, muxer: &str, stream: &str) -> std::process::ExitStatus {
@@ -66,12 +68,10 @@ async fn curl_n_output_parses_as_server_sent_events() {
         .spawn()
         .expect("curl is installed");
     // Wait until curl is subscribed, then publish three frames and stop the server.
-    for _ in 0..500 {
-        if server.stream_status("c").await["subscribers"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("curl is subscribed", || async {
+        server.stream_status("c").await["subscribers"] == 1
+    })
+    .await;
     let jpegs: Vec<Vec<u8>> = (1..=3)
         .map(|seed| crate::common::sample_jpeg(64, 48, seed))
         .collect();

@@ -1,6 +1,6 @@
 //! A frame pushed in reaches every subscriber, byte for byte, and late joiners see it at once.
 
-use crate::common::{EventReader, TestServer, sample_jpeg};
+use crate::common::{EventReader, TestServer, eventually, sample_jpeg};
 
 #[tokio::test]
 async fn a_posted_jpeg_reaches_two_subscribers_byte_identical() {
@@ -112,14 +112,14 @@ async fn the_status_page_counts_frames_and_subscribers() {
 
     drop(reader);
     // The server notices the closed connection on its next write or read; poll briefly.
-    for _ in 0..100 {
-        if server.stream_status("counted").await["subscribers"] == 0 {
-            return;
+    eventually("the subscriber count is back to 0", || async {
+        let gone = server.stream_status("counted").await["subscribers"] == 0;
+        if !gone {
+            server.post_jpeg("counted", &sample_jpeg(48, 32, 2)).await;
         }
-        server.post_jpeg("counted", &sample_jpeg(48, 32, 2)).await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("subscriber count never returned to 0");
+        gone
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestServer, WAIT, sample_jpeg};
+use crate::common::{TestServer, WAIT, eventually, sample_jpeg};
 
 /// A request the direct path takes.
 const DIRECT: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\n\r\n";
@@ -154,13 +154,10 @@ async fn a_subscriber_that_leaves_a_quiet_stream_is_no_longer_counted() {
     assert_eq!(server.stream_status("wire").await["subscribers"], 1);
     drop(raw);
     // Nothing is ever written to this connection again: the close itself must be noticed.
-    for _ in 0..100 {
-        if server.stream_status("wire").await["subscribers"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("subscriber count never returned to 0");
+    eventually("the subscriber count is back to 0", || async {
+        server.stream_status("wire").await["subscribers"] == 0
+    })
+    .await;
 }
 
 #[tokio::test]
