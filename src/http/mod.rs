@@ -21,6 +21,10 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
+/// The event-stream route. The direct path in `server` takes requests for exactly this path,
+/// so the two must never disagree.
+pub const EVENTS_PATH: &str = "/events";
+
 /// How long a browser may cache a CORS preflight, so reconnects do not pay for one each time.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -40,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let reading = Router::new()
         .route("/", get(viewer::get_viewer))
-        .route("/events", get(events::get_events))
+        .route(EVENTS_PATH, get(events::get_events))
         .route("/streams", get(status::get_streams))
         .route("/healthz", get(status::get_healthz))
         .layer(cors);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestServer, WAIT, eventually, sample_jpeg};
+use crate::common::{TestServer, WAIT, eventually, sample_jpeg, spawn_binary};
 
 /// A request the direct path takes.
 const DIRECT: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\n\r\n";
@@ -25,7 +25,11 @@ struct Raw {
 
 impl Raw {
     async fn send(server: &TestServer, request: &str) -> Raw {
-        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        Raw::send_to(server.addr, request).await
+    }
+
+    async fn send_to(addr: std::net::SocketAddr, request: &str) -> Raw {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
         socket.write_all(request.as_bytes()).await.unwrap();
         Raw {
             socket,
@@ -170,4 +174,56 @@ async fn a_request_head_that_arrives_in_pieces_is_still_answered() {
     raw.socket.write_all(rest.as_bytes()).await.unwrap();
     assert!(raw.read_until_ends_with(OPENING_END).await);
     assert!(raw.undated().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+/// Idle subscribers opened per server in the memory test: enough that a few KiB each stand
+/// out of the allocator's noise, few enough for a default open-file limit of 1024.
+const IDLE_SUBSCRIBERS: usize = 400;
+
+/// The real binary's resident memory per idle subscriber, in KiB, with every subscriber's
+/// connection opened by `request`.
+async fn kib_per_idle_subscriber(request: &str) -> f64 {
+    let (server, url) = spawn_binary(&["--no-test-pattern"], std::process::Stdio::null()).await;
+    let addr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.id().unwrap()));
+        let status = status.unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let mut open = Vec::new();
+    // A first few, so that the runtime and the stream exist before measuring.
+    for _ in 0..20 {
+        let mut raw = Raw::send_to(addr, request).await;
+        assert!(raw.read_until_ends_with(OPENING_END).await);
+        open.push(raw);
+    }
+    let before = rss_kib();
+    for _ in 0..IDLE_SUBSCRIBERS {
+        let mut raw = Raw::send_to(addr, request).await;
+        assert!(raw.read_until_ends_with(OPENING_END).await);
+        raw.received = Vec::new();
+        open.push(raw);
+    }
+    (rss_kib() - before) / IDLE_SUBSCRIBERS as f64
+}
+
+#[tokio::test]
+async fn idle_subscribers_are_served_by_the_direct_path_at_a_fraction_of_hypers_cost() {
+    let direct = kib_per_idle_subscriber(DIRECT).await;
+    let hyper = kib_per_idle_subscriber(VIA_HYPER).await;
+    eprintln!("per idle subscriber: direct {direct:.2} KiB, hyper {hyper:.2} KiB");
+    assert!(
+        direct < 4.0,
+        "an idle subscriber costs {direct:.2} KiB (about 1.5 in a release build): \
+         is the direct path still taking plain GET /events?"
+    );
+    assert!(
+        direct * 2.5 < hyper,
+        "direct {direct:.2} KiB against hyper {hyper:.2} KiB per idle subscriber"
+    );
 }
