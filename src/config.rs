@@ -3,7 +3,6 @@
 //! The defaults live here as named constants so that a limit is documented once, where it is set.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,9 +45,10 @@ pub const DEFAULT_READ_TIMEOUT: &str = "10s";
 #[derive(Debug, Clone, Parser)]
 #[command(name = "framecast", version, about)]
 pub struct Config {
-    /// Address to listen on (`0` as the port picks a free one).
-    #[arg(long, env = "FRAMECAST_BIND", default_value = DEFAULT_BIND)]
-    pub bind: SocketAddr,
+    /// Address to listen on: `HOST:PORT`, where HOST is an IP address or a name such as
+    /// `localhost` (every address it resolves to is bound); `0` as the port picks a free one.
+    #[arg(long, env = "FRAMECAST_BIND", default_value = DEFAULT_BIND, value_parser = parse_bind)]
+    pub bind: String,
 
     /// Origins allowed to read streams from another site, comma-separated, or `*` for any.
     /// Credentials (cookies) are never allowed; `Authorization` headers are.
@@ -56,7 +56,8 @@ pub struct Config {
         long,
         env = "FRAMECAST_CORS_ORIGINS",
         default_value = "*",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_origin
     )]
     pub cors_origins: Vec<String>,
 
@@ -94,7 +95,20 @@ pub struct Config {
     /// standard input, or an `.mjpeg` file or folder of `.jpg` files to replay. Options:
     /// `fps=N`, `linger=30s`, `always-on`, `user=NAME`, `password=SECRET`. Repeatable; the
     /// variable takes a comma-separated list.
-    #[arg(long = "source", env = "FRAMECAST_SOURCE", value_delimiter = ',', value_parser = parse_source)]
+    ///
+    /// Kept as text here and read by [`Config::sources`], so that a mistake is reported without
+    /// repeating the value, which may hold a password.
+    #[arg(
+        long = "source",
+        env = "FRAMECAST_SOURCE",
+        value_delimiter = ',',
+        value_name = "NAME=SPEC"
+    )]
+    pub source_flags: Vec<String>,
+
+    /// Sources given as values rather than flags (by tests and embedders); [`Config::sources`]
+    /// returns these and the parsed `--source` flags.
+    #[arg(skip)]
     pub sources: Vec<SourceSpec>,
 
     /// Report a stream as `stalled` after this long without a frame.
@@ -127,6 +141,20 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_TEST_PATTERN_FPS", default_value_t = DEFAULT_TEST_PATTERN_FPS,
           value_parser = clap::value_parser!(u32).range(1..=120))]
     pub test_pattern_fps: u32,
+}
+
+impl Config {
+    /// Every source: those given as values, then each `--source` flag, parsed. An error names
+    /// the flag's position and stream but never repeats its value.
+    pub fn sources(&self) -> Result<Vec<SourceSpec>, String> {
+        let mut sources = self.sources.clone();
+        for (index, flag) in self.source_flags.iter().enumerate() {
+            let spec = parse_source(flag)
+                .map_err(|err| format!("--source number {} is not valid: {err}", index + 1))?;
+            sources.push(spec);
+        }
+        Ok(sources)
+    }
 }
 
 impl Default for Config {
@@ -216,8 +244,15 @@ pub fn parse_source(text: &str) -> Result<SourceSpec, String> {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
         match key {
             "fps" => {
-                let fps = value.parse().ok().filter(|fps| (1..=120).contains(fps));
-                source.fps = Some(fps.ok_or_else(|| format!("{name}: fps must be 1 to 120"))?);
+                let fps: u32 = value.parse().map_err(|_| {
+                    format!("{name}: fps={value:?} is not a whole number; use fps=1 to fps=120")
+                })?;
+                if !(1..=120).contains(&fps) {
+                    return Err(format!(
+                        "{name}: fps={fps} is out of range; use fps=1 to fps=120"
+                    ));
+                }
+                source.fps = Some(fps);
             }
             "linger" => source.linger = Some(parse_duration(value)?),
             "always-on" => source.always_on = true,
@@ -250,6 +285,14 @@ pub fn parse_source(text: &str) -> Result<SourceSpec, String> {
             password: password.unwrap_or_default(),
         });
         SourceInput::Camera(CameraUrl { url, credentials })
+    } else if let Some((scheme, _)) = spec.split_once("://") {
+        // Only the scheme is repeated: the rest may hold a password.
+        let scheme: String = scheme.chars().take(16).collect();
+        return Err(format!(
+            "{name}: {scheme}:// sources are not supported; framecast pulls http:// and https:// \
+             cameras (MJPEG streams or JPEG snapshots), reads standard input (-) and replays files. \
+             For another protocol, let ffmpeg convert: ffmpeg -i URL -f mjpeg - | framecast --source {name}=-"
+        ));
     } else {
         let path = PathBuf::from(spec);
         if !path.exists() {
@@ -275,6 +318,44 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
+}
+
+/// Reads one `--cors-origins` entry: `*`, or an origin such as `https://app.example.com:8443`
+/// (scheme, host and optional port; no path). Spaces around it are ignored.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim();
+    if origin == "*" {
+        return Ok(origin.to_owned());
+    }
+    let usage = || {
+        format!(
+            "{origin:?} is not an origin: use scheme://host[:port] such as https://app.example.com, \
+             or * for any"
+        )
+    };
+    let (scheme, host) = origin.split_once("://").ok_or_else(usage)?;
+    let valid = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', '@', ' '])
+        && axum::http::HeaderValue::from_str(origin).is_ok();
+    if !valid {
+        return Err(usage());
+    }
+    Ok(origin.to_owned())
+}
+
+/// Checks that `text` is `HOST:PORT` (an IPv6 address in brackets); the host is resolved when
+/// the server binds.
+pub fn parse_bind(text: &str) -> Result<String, String> {
+    let usage =
+        || format!("{text:?}: use HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080 or [::1]:8080");
+    let (host, port) = text.rsplit_once(':').ok_or_else(usage)?;
+    port.parse::<u16>().map_err(|_| usage())?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || (host.contains(':') && !bracketed) {
+        return Err(usage());
+    }
+    Ok(text.to_owned())
 }
 
 /// Parses `15s`, `500ms`, `2m` or a bare number of seconds.
@@ -313,7 +394,7 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_constants() {
         let config = Config::default();
-        assert_eq!(config.bind, DEFAULT_BIND.parse().unwrap());
+        assert_eq!(config.bind, DEFAULT_BIND);
         assert_eq!(config.cors_origins, vec!["*".to_string()]);
         assert_eq!(config.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
         assert_eq!(config.keep_alive, Duration::from_secs(15));

@@ -58,26 +58,67 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, Stream};
 use crate::shutdown::Shutdown;
+use crate::source::Source;
+
+/// framecast with its configuration checked and its source streams made, ready to serve.
+///
+/// Everything that can be wrong with a configuration is found by [`App::new`], before a
+/// listener is bound or announced, so a bad start fails at once and says why.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    hub: Arc<Hub>,
+    sources: Vec<(Arc<Stream>, Source)>,
+}
+
+impl App {
+    /// Checks `config` and creates the streams its sources feed.
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
+        let mut sources = Vec::new();
+        for (name, source) in source::plan(&config)? {
+            let stream = hub.publisher(&name, source.kind())?;
+            sources.push((stream, source));
+        }
+        Ok(App {
+            config,
+            hub,
+            sources,
+        })
+    }
+
+    /// Serves on already-bound `listeners` until `shutdown` fires.
+    pub async fn run(self, listeners: Vec<TcpListener>, shutdown: Shutdown) -> anyhow::Result<()> {
+        let App {
+            config,
+            hub,
+            sources,
+        } = self;
+        for (stream, source) in sources {
+            tokio::spawn(source.run(stream, shutdown.clone()));
+        }
+        tokio::spawn({
+            let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
+            async move { hub.upkeep(stall_after, shutdown).await }
+        });
+        let send_buffer_bytes = config.send_buffer_bytes;
+        let state = http::AppState {
+            hub,
+            config: Arc::new(config),
+            shutdown: shutdown.clone(),
+        };
+        let router = http::router(state);
+        server::serve(listeners, router, send_buffer_bytes, shutdown).await?;
+        Ok(())
+    }
+}
 
 /// Runs framecast on an already-bound `listener` until `shutdown` fires.
 ///
 /// Taking the listener (rather than an address) lets tests bind `127.0.0.1:0` and learn the port
 /// before the server starts.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
-    source::spawn_all(source::plan(&config)?, &hub, &shutdown)?;
-    tokio::spawn({
-        let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
-        async move { hub.upkeep(stall_after, shutdown).await }
-    });
-    let send_buffer_bytes = config.send_buffer_bytes;
-    let state = http::AppState {
-        hub,
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
-    server::serve(listener, http::router(state), send_buffer_bytes, shutdown).await?;
-    Ok(())
+    App::new(config)?.run(vec![listener], shutdown).await
 }

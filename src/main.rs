@@ -1,12 +1,18 @@
-//! The `framecast` binary: reads the configuration, binds, and runs until SIGINT or SIGTERM.
+//! The `framecast` binary: reads the configuration, checks it, binds, and runs until SIGINT or
+//! SIGTERM.
+//!
+//! Every startup error — a bad configuration, a source that cannot start, an address that
+//! cannot be bound — is found before the first "listening" line, printed at once, and ends the
+//! process with a non-zero status.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use framecast::App;
 use framecast::config::Config;
 use framecast::shutdown::Shutdown;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Hard deadline after a shutdown signal: the process exits by then whatever is still open.
@@ -17,6 +23,7 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(use_colour())
         // Otherwise a closed stderr (`framecast 2>&1 | head`) makes every log call panic, and a
         // panic in the signal task would leave the process deaf to SIGTERM.
         .log_internal_errors(false)
@@ -26,26 +33,40 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let listener = match TcpListener::bind(config.bind).await {
-        Ok(listener) => listener,
+    let bind = config.bind.clone();
+    let app = match App::new(config) {
+        Ok(app) => app,
         Err(err) => {
-            tracing::error!(%err, bind = %config.bind, "cannot listen");
+            eprintln!("framecast: {err:#}");
             return ExitCode::FAILURE;
         }
     };
-    let address = listener
-        .local_addr()
-        .expect("a bound socket has an address");
-    // One line on stdout, for people and for scripts that started us on port 0.
-    println!("framecast listening on http://{address}");
-    tracing::info!(%address, "listening");
+    let listeners = match framecast::server::bind(&bind).await {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            eprintln!("framecast: cannot listen: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for listener in &listeners {
+        let address = listener
+            .local_addr()
+            .expect("a bound socket has an address");
+        // One line on stdout per address, for people and for scripts that started us on port 0.
+        println!("framecast listening on http://{address}");
+        tracing::info!(%address, "listening");
+    }
 
     let shutdown = Shutdown::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let server = tokio::spawn(framecast::run(listener, config, shutdown.clone()));
+    let mut server = tokio::spawn(app.run(listeners, shutdown.clone()));
 
-    shutdown.wait().await;
-    match tokio::time::timeout(EXIT_DEADLINE, server).await {
+    // The server only returns early on an error; otherwise it runs until a signal.
+    let finished = tokio::select! {
+        () = shutdown.wait() => tokio::time::timeout(EXIT_DEADLINE, server).await,
+        finished = &mut server => Ok(finished),
+    };
+    match finished {
         Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
         Ok(Ok(Err(err))) => {
             tracing::error!(%err, "server failed");
@@ -62,6 +83,11 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Colour in logs only on a terminal, and never when `NO_COLOR` is set to anything.
+fn use_colour() -> bool {
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    std::io::stderr().is_terminal() && !no_colour
+}
 /// Fires `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.
 async fn stop_on_signal(shutdown: Shutdown) {
     let interrupt = tokio::signal::ctrl_c();

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
+use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,28 +36,82 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Longest wait for open connections to close once shutdown has begun.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown` fires, then closes every connection.
+/// Resolves `address` (`HOST:PORT`) and binds every address it names, all on one port: a
+/// port of 0 is picked for the first and reused for the rest. An address the machine does
+/// not have (such as `::1` with IPv6 turned off) is skipped with a warning while another binds;
+/// anything else, such as a port in use, is an error.
+pub async fn bind(address: &str) -> io::Result<Vec<TcpListener>> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot resolve {address}: {err}")))?
+        .collect();
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    let mut unavailable = None;
+    for mut addr in resolved {
+        if let Some(first) = listeners.first() {
+            addr.set_port(first.local_addr()?.port());
+        }
+        if listeners.iter().any(|l| l.local_addr().ok() == Some(addr)) {
+            continue;
+        }
+        match TcpListener::bind(addr).await {
+            Ok(listener) => listeners.push(listener),
+            Err(err) if err.kind() == io::ErrorKind::AddrNotAvailable => {
+                tracing::warn!(%addr, %err, "skipping an address this machine does not have");
+                unavailable = Some(err);
+            }
+            Err(err) => {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("cannot listen on {addr}: {err}"),
+                ));
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(unavailable.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{address} resolves to no address"),
+            )
+        }));
+    }
+    Ok(listeners)
+}
+
+/// Serves `router` on every one of `listeners` until `shutdown` fires, then closes every
+/// connection.
 ///
 /// `send_buffer_bytes` (0: leave it to the kernel) caps each socket's kernel send buffer.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     router: Router,
     send_buffer_bytes: usize,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
+    let mut incoming = futures_util::stream::select_all(
+        listeners
+            .into_iter()
+            .map(tokio_stream::wrappers::TcpListenerStream::new),
+    );
     loop {
         let accepted = tokio::select! {
             () = shutdown.wait() => break,
-            accepted = listener.accept() => accepted,
+            accepted = incoming.next() => accepted,
         };
-        let (socket, peer) = match accepted {
-            Ok(accepted) => accepted,
+        let Some(accepted) = accepted else { break };
+        let socket = match accepted {
+            Ok(socket) => socket,
             Err(err) => {
                 tracing::warn!(%err, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
+        };
+        // Only fails if the client has already gone.
+        let Ok(peer) = socket.peer_addr() else {
+            continue;
         };
         // Frames are written whole; waiting to coalesce small writes only adds latency.
         if let Err(err) = socket.set_nodelay(true) {

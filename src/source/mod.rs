@@ -6,8 +6,8 @@
 //!
 //! Every source has one shape: a [`Source`] is built from the configuration by [`plan`] (which
 //! finds configuration mistakes before anything starts), and runs with
-//! `run(stream, shutdown)` until `shutdown` fires, publishing through
-//! [`crate::publish`] and reporting its state with [`Stream::set_status`].
+//! `run(stream, shutdown)` until `shutdown` fires, publishing through [`crate::publish`] and
+//! reporting its state with [`Stream::set_status`].
 
 mod backoff;
 mod camera;
@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::{Config, SourceInput};
-use crate::hub::{Hub, HubError, SourceKind, Stream};
+use crate::hub::{SourceKind, Stream};
 use crate::shutdown::Shutdown;
 use crate::stream_name::StreamName;
 
@@ -70,8 +70,9 @@ impl Source {
 /// Refuses two sources for one stream. The test pattern feeds `default` unless turned off or a
 /// `--source` feeds that stream.
 pub fn plan(config: &Config) -> anyhow::Result<Vec<(StreamName, Source)>> {
+    let sources = config.sources().map_err(anyhow::Error::msg)?;
     let mut named = HashSet::new();
-    for spec in &config.sources {
+    for spec in &sources {
         if !named.insert(&spec.stream) {
             anyhow::bail!("stream {:?} is given two sources", spec.stream.as_str());
         }
@@ -84,7 +85,7 @@ pub fn plan(config: &Config) -> anyhow::Result<Vec<(StreamName, Source)>> {
         };
         planned.push((default, Source::TestPattern(source)));
     }
-    for spec in &config.sources {
+    for spec in &sources {
         let source = match spec.input {
             SourceInput::Stdin => Source::Stdin(stdin::Stdin {
                 max_frame_bytes: config.max_frame_bytes,
@@ -98,26 +99,19 @@ pub fn plan(config: &Config) -> anyhow::Result<Vec<(StreamName, Source)>> {
                 read_timeout: config.read_timeout,
                 max_frame_bytes: config.max_frame_bytes,
             }),
-            SourceInput::File(ref path) => Source::Replay(replay::Replay {
-                path: path.clone(),
-                fps: spec.fps.unwrap_or(DEFAULT_REPLAY_FPS),
-                max_frame_bytes: config.max_frame_bytes,
-            }),
+            SourceInput::File(ref path) => {
+                let replay = replay::Replay {
+                    path: path.clone(),
+                    fps: spec.fps.unwrap_or(DEFAULT_REPLAY_FPS),
+                    max_frame_bytes: config.max_frame_bytes,
+                };
+                replay
+                    .check_readable()
+                    .map_err(|err| anyhow::anyhow!("stream {:?}: {err}", spec.stream.as_str()))?;
+                Source::Replay(replay)
+            }
         };
         planned.push((spec.stream.clone(), source));
     }
     Ok(planned)
-}
-
-/// Creates each planned source's stream and starts the source; each runs until `shutdown`.
-pub fn spawn_all(
-    planned: Vec<(StreamName, Source)>,
-    hub: &Hub,
-    shutdown: &Shutdown,
-) -> Result<(), HubError> {
-    for (name, source) in planned {
-        let stream = hub.publisher(&name, source.kind())?;
-        tokio::spawn(source.run(stream, shutdown.clone()));
-    }
-    Ok(())
 }

@@ -34,6 +34,18 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// Fails, saying why, if the file or folder cannot be read now, so that a replay that could
+    /// never play is refused at startup rather than reported later as offline.
+    pub fn check_readable(&self) -> Result<(), String> {
+        let path = &self.path;
+        let readable = if path.is_dir() {
+            std::fs::read_dir(path).map(drop)
+        } else {
+            std::fs::File::open(path).map(drop)
+        };
+        readable.map_err(|err| format!("cannot read {}: {err}", path.display()))
+    }
+
     /// Plays the file or folder into `stream` at its rate, looping, until shutdown.
     pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
         let Replay {
