@@ -232,7 +232,8 @@ pub fn sample_jpeg(width: u16, height: u16, seed: u32) -> Vec<u8> {
     jpeg
 }
 
-/// Starts the real `framecast` binary with `args` (plus `--bind 127.0.0.1:0`) and `stdin`,
+/// Starts the real `framecast` binary with `args` (plus `--bind 127.0.0.1:0` unless they bind)
+/// and `stdin`,
 /// and returns it with its base URL, read from the line it prints once listening.
 /// Its stderr is a pipe that is closed at once, which the server must survive.
 pub async fn spawn_binary(
@@ -240,8 +241,13 @@ pub async fn spawn_binary(
     stdin: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
+    let default_bind: &[&str] = if args.contains(&"--bind") {
+        &[]
+    } else {
+        &["--bind", "127.0.0.1:0"]
+    };
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["--bind", "127.0.0.1:0"])
+        .args(default_bind)
         .args(args)
         .stdin(stdin)
         .stdout(std::process::Stdio::piped())

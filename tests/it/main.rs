@@ -11,5 +11,6 @@ mod fanout;
 mod replay;
 mod shutdown;
 mod slow_viewer;
+mod startup;
 mod uploads;
 mod wire;

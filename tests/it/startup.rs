@@ -1,0 +1,182 @@
+//! Starting the real binary: every startup error is reported at once, before any "listening"
+//! line, with a non-zero exit; what starts, starts as the flags say.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+
+use crate::common::WAIT;
+
+/// What a run of the binary that ended by itself left behind.
+struct Ended {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` (test pattern off) and expects it to end by itself.
+async fn run_to_exit(args: &[&str]) -> Ended {
+    let child = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .arg("--no-test-pattern")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("framecast {args:?} is still running: it should have exited"))
+        .unwrap();
+    Ended {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Expects `args` to be refused at startup with a message containing `says`.
+async fn refused(args: &[&str], says: &str) -> String {
+    let ended = run_to_exit(args).await;
+    assert!(!ended.success, "{args:?} should fail");
+    assert!(
+        !ended.stdout.contains("listening"),
+        "{args:?} announced a listener before failing: {}",
+        ended.stdout
+    );
+    assert!(ended.stderr.contains(says), "{args:?}: {}", ended.stderr);
+    ended.stderr
+}
+
+#[tokio::test]
+async fn two_sources_for_one_stream_stop_the_start() {
+    refused(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--source",
+            "a=-",
+            "--source",
+            "a=-",
+        ],
+        "stream \"a\" is given two sources",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreadable_replay_source_stops_the_start() {
+    let dir = std::env::temp_dir().join(format!("framecast-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A socket file exists but cannot be opened, even by root.
+    let path = dir.join("not-a-file.sock");
+    let _ = std::fs::remove_file(&path);
+    let _socket = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let source = format!("clip={}", path.display());
+    refused(
+        &["--bind", "127.0.0.1:0", "--source", &source],
+        "cannot read",
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_port_in_use_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    refused(&["--bind", &address], "cannot listen").await;
+}
+
+#[tokio::test]
+async fn a_bind_address_that_is_not_host_and_port_stops_the_start() {
+    refused(&["--bind", "8080"], "use HOST:PORT").await;
+    refused(&["--bind", "no-such-host.invalid:8080"], "cannot resolve").await;
+}
+
+#[tokio::test]
+async fn unsupported_schemes_and_bad_numbers_say_what_is_wrong_without_the_password() {
+    let stderr = refused(
+        &["--source", "cam=rtsp://admin:hunter2@10.0.0.9/stream"],
+        "rtsp:// sources are not supported",
+    )
+    .await;
+    assert!(stderr.contains("http:// and https://"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let stderr = refused(
+        &["--source", "cam=http://admin:hunter2@[bad/ fps=5"],
+        "not valid",
+    )
+    .await;
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    refused(&["--source", "cam=- fps=abc"], "not a whole number").await;
+    refused(&["--source", "cam=- fps=500"], "out of range").await;
+}
+
+#[tokio::test]
+async fn an_invalid_cors_origin_stops_the_start() {
+    refused(
+        &["--cors-origins", "http://a.test, http://b.test/path"],
+        "is not an origin",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cors_origins_are_trimmed() {
+    let (_server, url) = crate::common::spawn_binary(
+        &["--cors-origins", "http://a.test, http://b.test"],
+        Stdio::null(),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .get(format!("{url}/healthz"))
+        .header("origin", "http://b.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://b.test"
+    );
+}
+
+#[tokio::test]
+async fn a_host_name_is_accepted_as_the_bind_address() {
+    let (_server, url) =
+        crate::common::spawn_binary(&["--bind", "localhost:0"], Stdio::null()).await;
+    let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn logs_into_a_pipe_have_no_colour_codes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(["--bind", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // The test pattern logs its start and its first state change.
+    while seen.len() < 3 {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("log lines within the wait limit")
+            .unwrap()
+            .expect("the server is still running");
+        seen.push(line);
+    }
+    assert!(
+        seen.iter().all(|line| !line.contains('\u{1b}')),
+        "colour codes in a pipe: {seen:?}"
+    );
+    child.start_kill().unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
