@@ -1,6 +1,6 @@
 // Public API of the framecast web package: re-exports only.
 
-export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas/FrameCanvas'
+export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas'
 export {
   decodeBase64,
   frameToBlob,
@@ -15,16 +15,14 @@ export {
   DefaultBackoff,
   DefaultRetryFloorMs,
   DefaultStallTimeoutMs,
+  DefaultStatsIntervalMs,
   FrameStreamError,
+  useFrameStream,
   type BackoffOptions,
   type ConnectionStatus,
-  type HeaderRecord,
-} from './useFrameStream/connection'
-export type { FrameFeed } from './useFrameStream/frameFeed'
-export {
-  DefaultStatsIntervalMs,
-  useFrameStream,
+  type FrameFeed,
   type FrameStream,
   type FrameStreamStats,
+  type HeaderRecord,
   type UseFrameStreamOptions,
-} from './useFrameStream/useFrameStream'
+} from './useFrameStream'

@@ -3,8 +3,8 @@
 import { useEffect, useRef, type CanvasHTMLAttributes } from 'react'
 
 import { frameToBlob, type Frame } from '../frame'
-import type { FrameFeed } from '../useFrameStream/frameFeed'
-import { reportError } from '../useFrameStream/frameFeed'
+import { reportError } from '../reportError'
+import type { FrameFeed } from '../useFrameStream'
 
 export interface FrameCanvasProps extends CanvasHTMLAttributes<HTMLCanvasElement> {
   /** Where frames come from: `useFrameStream(...).frames`. */

@@ -13,7 +13,8 @@ import {
   type FrameStreamError,
   type HeaderRecord,
 } from './connection'
-import { createFrameSlot, reportError, type FrameFeed, type FrameSlot } from './frameFeed'
+import { reportError } from '../reportError'
+import { createFrameSlot, type FrameFeed, type FrameSlot } from './frameFeed'
 
 /** How often counters reach React by default: 4 Hz is smooth enough for numbers and cheap. */
 export const DefaultStatsIntervalMs = 250
