@@ -143,7 +143,6 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   let attempt = 0
   let everOpened = false
   let retryFloorMs = DefaultRetryFloorMs
-  let lastError: FrameStreamError | null = null
   /** Aborts only the current request; the watchdog uses it to force a retry through `onerror`. */
   let request: AbortController | null = null
   let lastActivity = 0
@@ -193,7 +192,6 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
     checkResponse(response)
     attempt = 0
     everOpened = true
-    lastError = null
     startWatchdog()
     setStatus('open', null)
   }
@@ -232,7 +230,6 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
         : stalled
           ? new FrameStreamError(`no data for ${options.stallTimeoutMs} ms; reconnecting`)
           : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
-    lastError = error
     if (error.fatal) {
       setStatus('error', error)
       throw error // the only way to stop fetch-event-source's retry loop
@@ -244,23 +241,18 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   }
 
   setStatus('connecting', null)
-  if (!controller.signal.aborted) {
-    fetchEventSource(options.url, {
-      signal: controller.signal,
-      // The hook pauses on hidden tabs itself; the library's own pausing can orphan a connection.
-      openWhenHidden: true,
-      fetch: fetchAttempt,
-      onopen,
-      onmessage,
-      onclose,
-      onerror,
-    }).catch((error: unknown) => {
-      // Rejects only after onerror rethrew (a fatal error, already reported).
-      if (!closed && !(error instanceof FrameStreamError)) {
-        setStatus('error', lastError ?? new FrameStreamError(String(error), { fatal: true, cause: error }))
-      }
-    })
-  }
+  fetchEventSource(options.url, {
+    signal: controller.signal,
+    // The hook pauses on hidden tabs itself; the library's own pausing can orphan a connection.
+    openWhenHidden: true,
+    fetch: fetchAttempt,
+    onopen,
+    onmessage,
+    onclose,
+    onerror,
+  }).catch(() => {
+    // It rejects only when onerror rethrows: after close(), or with a fatal error already reported.
+  })
 
   return () => {
     if (closed) return
