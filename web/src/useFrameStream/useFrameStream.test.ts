@@ -4,7 +4,7 @@ import { act, cleanup, renderHook } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { backoffDelay, DefaultBackoff, FrameStreamError } from './connection'
+import { FrameStreamError } from './connection'
 import { createMockEventServer, frameEvent, type MockEventServer } from './mockEventServer'
 import { useFrameStream, type UseFrameStreamOptions } from './useFrameStream'
 
@@ -234,16 +234,6 @@ describe('failures and reconnects', () => {
     await advance(1_000)
     expect(server.requests).toHaveLength(2)
     expect(server.live()).toHaveLength(1)
-  })
-
-  it('backoff grows exponentially with full jitter, floored at retry: and capped', () => {
-    const backoff = { initialMs: 500, maxMs: 30_000 }
-    expect(backoffDelay(1, backoff, 2_000, () => 0)).toBe(2_000)
-    expect(backoffDelay(1, backoff, 2_000, () => 1)).toBe(2_500)
-    expect(backoffDelay(4, backoff, 2_000, () => 1)).toBe(6_000)
-    expect(backoffDelay(20, backoff, 2_000, () => 1)).toBe(30_000)
-    expect(backoffDelay(20, backoff, 60_000, () => 1)).toBe(60_000) // the server's floor beats maxMs
-    expect(DefaultBackoff).toEqual(backoff)
   })
 })
 
