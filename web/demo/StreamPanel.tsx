@@ -10,7 +10,7 @@ interface StreamPanelProps {
   token: string | null
   /** Names offered in the stream picker (from /streams). */
   known: string[]
-  onRemove?: () => void
+  onRemove?: (() => void) | undefined
 }
 
 export function StreamPanel({ server, initialStream, token, known, onRemove }: StreamPanelProps) {

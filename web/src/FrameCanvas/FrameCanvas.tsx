@@ -10,7 +10,7 @@ export interface FrameCanvasProps extends CanvasHTMLAttributes<HTMLCanvasElement
   /** Where frames come from: `useFrameStream(...).frames`. */
   frames: FrameFeed
   /** Called after a frame is drawn (once per animation frame at most). Keep it cheap. */
-  onDraw?: (frame: Frame) => void
+  onDraw?: ((frame: Frame) => void) | undefined
 }
 
 /**

@@ -43,7 +43,12 @@ export class FrameStreamError extends Error {
 
   constructor(
     message: string,
-    init: { status?: number; fatal?: boolean; retryAfterMs?: number; cause?: unknown } = {},
+    init: {
+      status?: number | undefined
+      fatal?: boolean | undefined
+      retryAfterMs?: number | undefined
+      cause?: unknown
+    } = {},
   ) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause })
     this.name = 'FrameStreamError'
@@ -63,7 +68,7 @@ export interface ConnectionOptions {
   /** Returns the headers for the next attempt; called before every connect and reconnect. */
   headers: () => HeaderRecord | Promise<HeaderRecord>
   /** The fetch to use; the global one when absent. */
-  fetch?: typeof fetch
+  fetch?: typeof fetch | undefined
   backoff: Required<BackoffOptions>
   stallTimeoutMs: number
 }

@@ -51,7 +51,7 @@ describe('reading the stream', () => {
     await advance()
     expect(result.current.status).toBe('open')
     expect(server.requests[0]!.url).toBe('http://cam.test/events?stream=cam-1')
-    expect(server.requests[0]!.headers.accept).toBe('text/event-stream')
+    expect(server.requests[0]!.headers['accept']).toBe('text/event-stream')
 
     const wire = ('retry: 2000\n\n' + frameEvent(7)).replace(/\n/g, '\r\n')
     const cut = wire.indexOf('\r\ndata:') + 1 // between the \r and the \n
@@ -215,7 +215,7 @@ describe('failures and reconnects', () => {
     await advance()
     server.requests[0]!.end()
     await advance(5_000)
-    expect(server.requests.map(r => r.headers.Authorization)).toEqual(['Bearer t1', 'Bearer t2'])
+    expect(server.requests.map(r => r.headers['Authorization'])).toEqual(['Bearer t1', 'Bearer t2'])
     expect(server.requests[1]!.headers['x-app']).toBe('demo')
   })
 
