@@ -37,6 +37,7 @@ export function StreamPanel({ server, initialStream, token, known, onRemove }: S
       data-opens={live.opens}
       data-state={live.state ?? ''}
       data-state-reason={live.stateReason ?? ''}
+      data-error={live.error?.message ?? ''}
     >
       <form
         className="bar"

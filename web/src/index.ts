@@ -13,6 +13,7 @@ export {
 export {
   backoffDelay,
   DefaultBackoff,
+  DefaultConnectTimeoutMs,
   DefaultRetryFloorMs,
   DefaultStallTimeoutMs,
   DefaultStatsIntervalMs,

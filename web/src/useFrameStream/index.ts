@@ -3,6 +3,7 @@
 export {
   backoffDelay,
   DefaultBackoff,
+  DefaultConnectTimeoutMs,
   DefaultRetryFloorMs,
   DefaultStallTimeoutMs,
   FrameStreamError,

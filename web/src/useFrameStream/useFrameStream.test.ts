@@ -4,7 +4,7 @@ import { act, cleanup, renderHook } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { FrameStreamError } from './connection'
+import { DefaultConnectTimeoutMs, FrameStreamError } from './connection'
 import { createMockEventServer, frameEvent, type MockEventServer } from './mockEventServer'
 import { useFrameStream, type UseFrameStreamOptions } from './useFrameStream'
 
@@ -217,6 +217,42 @@ describe('failures and reconnects', () => {
     await advance(5_000)
     expect(server.requests.map(r => r.headers['Authorization'])).toEqual(['Bearer t1', 'Bearer t2'])
     expect(server.requests[1]!.headers['x-app']).toBe('demo')
+  })
+
+  it('says so when no connection opens within the connect timeout, and keeps trying', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0)
+    // As on a page with more streams than the browser has connections: requests wait unanswered.
+    server.holdNext(2)
+    const { result } = renderStream()
+    await advance(DefaultConnectTimeoutMs - 1)
+    expect(result.current).toMatchObject({ status: 'connecting', error: null })
+    expect(server.requests[0]!.aborted).toBe(false)
+
+    await advance(1)
+    expect(server.requests[0]!.aborted).toBe(true)
+    expect(result.current.status).toBe('connecting')
+    expect(result.current.error?.message).toBe(
+      'no connection after 10 s — the browser may be out of connections to this server ' +
+        '(six per host over HTTP/1.1, shared by all tabs), or the server is not answering; still trying',
+    )
+    expect(result.current.error?.fatal).toBe(false)
+
+    await advance(1_000) // the retry floor, no jitter
+    expect(server.requests).toHaveLength(2)
+    await advance(DefaultConnectTimeoutMs + 1_000) // held again, so another timeout, then a third attempt
+    expect(server.requests).toHaveLength(3)
+    expect(result.current).toMatchObject({ status: 'open', error: null, opens: 1 })
+  })
+
+  it('a connection that answers in time is not timed out, however long it then stays open', async () => {
+    const { result } = renderStream({ connectTimeoutMs: 1_000, stallTimeoutMs: 60_000 })
+    await advance()
+    for (let i = 0; i < 5; i++) {
+      server.requests[0]!.push(': keep-alive\n\n')
+      await advance(1_000)
+    }
+    expect(result.current).toMatchObject({ status: 'open', error: null })
+    expect(server.requests).toHaveLength(1)
   })
 
   it('reconnects when nothing, not even a heartbeat, arrives within the stall timeout', async () => {

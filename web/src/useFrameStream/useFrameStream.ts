@@ -6,6 +6,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExter
 import type { Frame, SourceState } from '../frame'
 import {
   DefaultBackoff,
+  DefaultConnectTimeoutMs,
   DefaultStallTimeoutMs,
   openConnection,
   type BackoffOptions,
@@ -40,6 +41,11 @@ export interface UseFrameStreamOptions {
   pauseWhenHidden?: boolean | undefined
   /** Reconnect delay bounds; the server's `retry:` and `Retry-After` are floors on top. */
   backoff?: BackoffOptions | undefined
+  /**
+   * Report and retry an attempt that has no response after this long. Default 10 s. A page with more
+   * streams than the browser has connections per host (six over HTTP/1.1) waits here.
+   */
+  connectTimeoutMs?: number | undefined
   /** Reconnect when nothing (frame or heartbeat) arrives for this long. Default 37.5 s. */
   stallTimeoutMs?: number | undefined
   /** How often the returned counters update, in ms. Default 250. */
@@ -58,7 +64,11 @@ export interface UseFrameStreamOptions {
 /** Connection state and counters, as last published. */
 export interface FrameStreamStats {
   status: ConnectionStatus
-  /** The latest failure: set while reconnecting or after a fatal error, null once open. */
+  /**
+   * The latest failure, null once open. Set while reconnecting, after a fatal error, and while an
+   * attempt waits longer than `connectTimeoutMs` for an answer (the status stays `connecting`
+   * or `reconnecting`).
+   */
   error: FrameStreamError | null
   /** The source's state from `event: status`, null until the server sends one. */
   state: SourceState | null
@@ -244,6 +254,7 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
           initialMs: latest.current.backoff?.initialMs ?? DefaultBackoff.initialMs,
           maxMs: latest.current.backoff?.maxMs ?? DefaultBackoff.maxMs,
         },
+        connectTimeoutMs: latest.current.connectTimeoutMs ?? DefaultConnectTimeoutMs,
         stallTimeoutMs: latest.current.stallTimeoutMs ?? DefaultStallTimeoutMs,
       },
       {
