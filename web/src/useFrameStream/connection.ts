@@ -121,7 +121,7 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
 }
 
 /** The error reported when an attempt got no response within `timeoutMs`. */
-export function connectTimeoutError(timeoutMs: number): FrameStreamError {
+function connectTimeoutError(timeoutMs: number): FrameStreamError {
   const seconds = Math.round(timeoutMs / 100) / 10
   return new FrameStreamError(
     `no connection after ${seconds} s — the browser may be out of connections to this server ` +
