@@ -10,7 +10,7 @@ interface StreamPanelProps {
   token: string | null
   /** Names offered in the stream picker (from /streams). */
   known: string[]
-  onRemove?: () => void
+  onRemove?: (() => void) | undefined
 }
 
 export function StreamPanel({ server, initialStream, token, known, onRemove }: StreamPanelProps) {
@@ -37,6 +37,7 @@ export function StreamPanel({ server, initialStream, token, known, onRemove }: S
       data-opens={live.opens}
       data-state={live.state ?? ''}
       data-state-reason={live.stateReason ?? ''}
+      data-error={live.error?.message ?? ''}
     >
       <form
         className="bar"

@@ -30,35 +30,37 @@ export interface SourceStatus {
 
 const SourceStates: ReadonlySet<string> = new Set(['connecting', 'live', 'stalled', 'offline'])
 
+/** A parsed JSON object whose fields `K` are still to be checked. */
+type Unchecked<K extends string> = { [key in K]?: unknown }
+
 /** Reads the JSON of a frame event; returns null if it is not a frame. */
 export function parseFrame(data: string, receivedAt: number): Frame | null {
   const value: unknown = JSON.parse(data)
   if (typeof value !== 'object' || value === null) return null
-  const v = value as Record<string, unknown>
+  const v = value as Unchecked<'stream' | 'seq' | 'ts' | 'width' | 'height' | 'size' | 'jpeg'>
   if (typeof v.seq !== 'number' || typeof v.ts !== 'number') return null
-  return {
+  const frame: Frame = {
     stream: typeof v.stream === 'string' ? v.stream : '',
     seq: v.seq,
     ts: v.ts,
     width: typeof v.width === 'number' ? v.width : 0,
     height: typeof v.height === 'number' ? v.height : 0,
     size: typeof v.size === 'number' ? v.size : 0,
-    jpeg: typeof v.jpeg === 'string' ? v.jpeg : undefined,
     receivedAt,
   }
+  if (typeof v.jpeg === 'string') frame.jpeg = v.jpeg
+  return frame
 }
 
 /** Reads the JSON of a status event; returns null if it is not one. */
 export function parseSourceStatus(data: string): SourceStatus | null {
   const value: unknown = JSON.parse(data)
   if (typeof value !== 'object' || value === null) return null
-  const v = value as Record<string, unknown>
+  const v = value as Unchecked<'stream' | 'state' | 'reason'>
   if (typeof v.state !== 'string' || !SourceStates.has(v.state)) return null
-  return {
-    stream: typeof v.stream === 'string' ? v.stream : '',
-    state: v.state as SourceState,
-    reason: typeof v.reason === 'string' ? v.reason : undefined,
-  }
+  const status: SourceStatus = { stream: typeof v.stream === 'string' ? v.stream : '', state: v.state as SourceState }
+  if (typeof v.reason === 'string') status.reason = v.reason
+  return status
 }
 
 type FromBase64 = (base64: string) => Uint8Array<ArrayBuffer>

@@ -1,6 +1,6 @@
 // Public API of the framecast web package: re-exports only.
 
-export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas/FrameCanvas'
+export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas'
 export {
   decodeBase64,
   frameToBlob,
@@ -13,18 +13,17 @@ export {
 export {
   backoffDelay,
   DefaultBackoff,
+  DefaultConnectTimeoutMs,
   DefaultRetryFloorMs,
   DefaultStallTimeoutMs,
+  DefaultStatsIntervalMs,
   FrameStreamError,
+  useFrameStream,
   type BackoffOptions,
   type ConnectionStatus,
-  type HeaderRecord,
-} from './useFrameStream/connection'
-export type { FrameFeed } from './useFrameStream/frameFeed'
-export {
-  DefaultStatsIntervalMs,
-  useFrameStream,
+  type FrameFeed,
   type FrameStream,
   type FrameStreamStats,
+  type HeaderRecord,
   type UseFrameStreamOptions,
-} from './useFrameStream/useFrameStream'
+} from './useFrameStream'

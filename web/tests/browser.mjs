@@ -3,7 +3,8 @@
 // Starts `framecast --bind 127.0.0.1:0` (test pattern), serves dist/ from a second 127.0.0.1 port, drives
 // Debian's Chromium through playwright-core, and checks what a viewer would see: moving pixels, ~30 fps,
 // a flat JS heap over a minute, no open subscriber after leaving the page, an Authorization header
-// through CORS, and reconnection after a server restart. Prints a summary and exits non-zero on failure.
+// through CORS, reconnection after a server restart, and a page with more streams than the browser has
+// connections saying so. Prints a summary and exits non-zero on failure.
 //
 // Env: FRAMECAST_BIN (default ../target/release/framecast), CHROMIUM_PATH (default /usr/bin/chromium),
 // SOAK_SECONDS (default 60).
@@ -27,6 +28,11 @@ const RunDeadlineMs = SoakMs + 100_000
 /** The test pattern's rate, and how far the measured fps may stray from it. */
 const SourceFps = 30
 const FpsTolerance = 5
+/** Chromium's limit of HTTP/1.1 connections per host, and how many panels the crowded page opens. */
+const ConnectionsPerHost = 6
+const CrowdedPanels = 8
+/** The hook's default connect timeout (DefaultConnectTimeoutMs), plus room for a slow start. */
+const ConnectTimeoutWaitMs = 10_000 + 10_000
 /** Allowed JS heap growth over the soak, after forced GC. Any per-frame leak at 30 fps is far above this. */
 const HeapGrowthLimit = 3 * 1024 * 1024
 const ChromiumArgs = [
@@ -162,6 +168,11 @@ async function streamsOf(framecastUrl) {
 async function subscribersOf(framecastUrl, name = 'default') {
   const stream = (await streamsOf(framecastUrl)).find(s => s.name === name)
   return stream ? stream.subscribers : 0
+}
+
+/** Every panel's counters, in page order. */
+async function panelsOf(page) {
+  return page.$$eval('[data-testid=panel]', elements => elements.map(element => ({ ...element.dataset })))
 }
 
 /** The first panel's counters, as the demo puts them in data attributes. */
@@ -387,6 +398,32 @@ async function run() {
     record('the page reconnects after a server restart', !(back instanceof Error), back instanceof Error ? back.message : `opens ${opensBefore} -> ${back.opens}`)
   }
   await authPage.close()
+
+  // 8. More streams than connections: six panels stream, the others say why they cannot connect.
+  if (framecast) {
+    const crowded = await context.newPage()
+    const names = Array.from({ length: CrowdedPanels }, () => 'default').join(',')
+    await crowded.goto(`${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=${names}`)
+    const panels = await waitFor('the panels without a connection to say so', ConnectTimeoutWaitMs, async () => {
+      const all = await panelsOf(crowded)
+      const waiting = all.filter(p => p.status === 'connecting' && /no connection after .*six per host/.test(p.error))
+      return all.filter(p => p.status === 'open').length === ConnectionsPerHost &&
+        waiting.length === CrowdedPanels - ConnectionsPerHost
+        ? all
+        : null
+    }).catch(error => error)
+    const subscribers = await subscribersOf(framecast.url)
+    record(
+      `a page with ${CrowdedPanels} streams: ${ConnectionsPerHost} open, the rest report the connect timeout`,
+      !(panels instanceof Error) && subscribers === ConnectionsPerHost,
+      panels instanceof Error
+        ? `${panels.message}; panels ${JSON.stringify((await panelsOf(crowded)).map(p => [p.status, p.error]))}`
+        : `statuses ${panels.map(p => p.status).join(', ')}; /streams subscribers = ${subscribers}; "${panels.at(-1).error}"`,
+    )
+    await crowded.close()
+  } else {
+    record(`a page with ${CrowdedPanels} streams reports the connect timeout`, null, 'no framecast after the restart')
+  }
 
   record('no errors in the page console', pageErrors.length === 0, pageErrors.slice(0, 5).join(' | '))
 }

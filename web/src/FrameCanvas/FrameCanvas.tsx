@@ -3,14 +3,14 @@
 import { useEffect, useRef, type CanvasHTMLAttributes } from 'react'
 
 import { frameToBlob, type Frame } from '../frame'
-import type { FrameFeed } from '../useFrameStream/frameFeed'
-import { reportError } from '../useFrameStream/frameFeed'
+import { reportError } from '../reportError'
+import type { FrameFeed } from '../useFrameStream'
 
 export interface FrameCanvasProps extends CanvasHTMLAttributes<HTMLCanvasElement> {
   /** Where frames come from: `useFrameStream(...).frames`. */
   frames: FrameFeed
   /** Called after a frame is drawn (once per animation frame at most). Keep it cheap. */
-  onDraw?: (frame: Frame) => void
+  onDraw?: ((frame: Frame) => void) | undefined
 }
 
 /**

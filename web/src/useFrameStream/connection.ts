@@ -1,5 +1,6 @@
 // One framecast `/events` connection over fetch-event-source, with no React in it: open-response checks,
-// reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`), stall watchdog, headers per attempt.
+// reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`), connect timeout, stall watchdog,
+// headers per attempt.
 
 import { fetchEventSource, type EventSourceMessage } from '@microsoft/fetch-event-source'
 
@@ -29,6 +30,15 @@ export const DefaultRetryFloorMs = 1_000
  */
 export const DefaultStallTimeoutMs = 37_500
 
+/**
+ * How long one attempt may wait for the response head before it is reported and retried. framecast
+ * answers `/events` at once (a camera that is still connecting shows in `event: status`), so a
+ * longer wait means the request has not reached it: most often the browser holds it back because
+ * the page already has six connections to this host (the HTTP/1.1 limit, shared by all tabs),
+ * otherwise the server or the network is not answering.
+ */
+export const DefaultConnectTimeoutMs = 10_000
+
 /** Content type a good `/events` response must have. */
 const EventStreamContentType = 'text/event-stream'
 
@@ -43,7 +53,12 @@ export class FrameStreamError extends Error {
 
   constructor(
     message: string,
-    init: { status?: number; fatal?: boolean; retryAfterMs?: number; cause?: unknown } = {},
+    init: {
+      status?: number | undefined
+      fatal?: boolean | undefined
+      retryAfterMs?: number | undefined
+      cause?: unknown
+    } = {},
   ) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause })
     this.name = 'FrameStreamError'
@@ -63,8 +78,9 @@ export interface ConnectionOptions {
   /** Returns the headers for the next attempt; called before every connect and reconnect. */
   headers: () => HeaderRecord | Promise<HeaderRecord>
   /** The fetch to use; the global one when absent. */
-  fetch?: typeof fetch
+  fetch?: typeof fetch | undefined
   backoff: Required<BackoffOptions>
+  connectTimeoutMs: number
   stallTimeoutMs: number
 }
 
@@ -102,6 +118,15 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000
   const date = Date.parse(value)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** The error reported when an attempt got no response within `timeoutMs`. */
+function connectTimeoutError(timeoutMs: number): FrameStreamError {
+  const seconds = Math.round(timeoutMs / 100) / 10
+  return new FrameStreamError(
+    `no connection after ${seconds} s — the browser may be out of connections to this server ` +
+      '(six per host over HTTP/1.1, shared by all tabs), or the server is not answering; still trying',
+  )
 }
 
 /** Decides what an `/events` response means; throws a FrameStreamError unless the stream can be read. */
@@ -143,12 +168,14 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   let attempt = 0
   let everOpened = false
   let retryFloorMs = DefaultRetryFloorMs
-  let lastError: FrameStreamError | null = null
   /** Aborts only the current request; the watchdog uses it to force a retry through `onerror`. */
   let request: AbortController | null = null
   let lastActivity = 0
   let stalled = false
   let watchdog: ReturnType<typeof setInterval> | undefined
+  /** Runs from the moment a request goes out until its response head arrives. */
+  let connectTimer: ReturnType<typeof setTimeout> | undefined
+  let connectTimedOut = false
 
   const setStatus = (status: ConnectionStatus, error: FrameStreamError | null) => {
     if (!closed) events.onStatus(status, error)
@@ -156,6 +183,21 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   const stopWatchdog = () => {
     if (watchdog !== undefined) clearInterval(watchdog)
     watchdog = undefined
+  }
+  const stopConnectTimer = () => {
+    if (connectTimer !== undefined) clearTimeout(connectTimer)
+    connectTimer = undefined
+  }
+  // A request the browser queues (no free connection) neither fails nor opens: give up on it after a
+  // while, so the owner hears about it, and retry through `onerror` like any other failure.
+  const startConnectTimer = (attemptRequest: AbortController) => {
+    stopConnectTimer()
+    connectTimer = setTimeout(() => {
+      connectTimer = undefined
+      if (closed || attemptRequest.signal.aborted) return
+      connectTimedOut = true
+      attemptRequest.abort()
+    }, options.connectTimeoutMs)
   }
   const startWatchdog = () => {
     stopWatchdog()
@@ -181,19 +223,21 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
     }
     request = perRequest
     stalled = false
+    connectTimedOut = false
     const extra = await options.headers()
     if (perRequest.signal.aborted || closed) throw new DOMException('connection closed', 'AbortError')
+    startConnectTimer(perRequest)
     const headers = { ...(init?.headers as HeaderRecord | undefined), ...extra }
     const doFetch = options.fetch ?? ((i: RequestInfo | URL, r?: RequestInit) => globalThis.fetch(i, r))
     return doFetch(input, { ...init, headers, signal: perRequest.signal, cache: 'no-store' })
   }
 
   const onopen = async (response: Response) => {
+    stopConnectTimer()
     if (closed) return
     checkResponse(response)
     attempt = 0
     everOpened = true
-    lastError = null
     startWatchdog()
     setStatus('open', null)
   }
@@ -225,14 +269,16 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
 
   const onerror = (cause: unknown): number => {
     stopWatchdog()
+    stopConnectTimer()
     if (closed) throw cause
     const error =
       cause instanceof FrameStreamError
         ? cause
         : stalled
           ? new FrameStreamError(`no data for ${options.stallTimeoutMs} ms; reconnecting`)
-          : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
-    lastError = error
+          : connectTimedOut
+            ? connectTimeoutError(options.connectTimeoutMs)
+            : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
     if (error.fatal) {
       setStatus('error', error)
       throw error // the only way to stop fetch-event-source's retry loop
@@ -244,28 +290,24 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   }
 
   setStatus('connecting', null)
-  if (!controller.signal.aborted) {
-    fetchEventSource(options.url, {
-      signal: controller.signal,
-      // The hook pauses on hidden tabs itself; the library's own pausing can orphan a connection.
-      openWhenHidden: true,
-      fetch: fetchAttempt,
-      onopen,
-      onmessage,
-      onclose,
-      onerror,
-    }).catch((error: unknown) => {
-      // Rejects only after onerror rethrew (a fatal error, already reported).
-      if (!closed && !(error instanceof FrameStreamError)) {
-        setStatus('error', lastError ?? new FrameStreamError(String(error), { fatal: true, cause: error }))
-      }
-    })
-  }
+  fetchEventSource(options.url, {
+    signal: controller.signal,
+    // The hook pauses on hidden tabs itself; the library's own pausing can orphan a connection.
+    openWhenHidden: true,
+    fetch: fetchAttempt,
+    onopen,
+    onmessage,
+    onclose,
+    onerror,
+  }).catch(() => {
+    // It rejects only when onerror rethrows: after close(), or with a fatal error already reported.
+  })
 
   return () => {
     if (closed) return
     closed = true
     stopWatchdog()
+    stopConnectTimer()
     controller.abort()
   }
 }

@@ -1,6 +1,7 @@
 // The single-slot hand-off between the stream reader and a renderer: the newest frame waits, older ones are dropped.
 
 import type { Frame } from '../frame'
+import { reportError } from '../reportError'
 
 /**
  * Where a renderer picks up frames. There is one slot: a frame that is still waiting when a newer
@@ -56,10 +57,4 @@ export function createFrameSlot(): FrameSlot {
       waiting = null
     },
   }
-}
-
-/** Reports an error thrown by user code without letting it reach (and restart) the stream reader. */
-export function reportError(error: unknown): void {
-  if (typeof globalThis.reportError === 'function') globalThis.reportError(error)
-  else console.error(error)
 }

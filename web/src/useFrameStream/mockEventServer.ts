@@ -30,11 +30,17 @@ export interface MockEventServer {
   live(): MockRequest[]
   /** Queues answers for the next requests; once used up, requests get a 200 event stream. */
   answerNext(...answers: MockAnswer[]): void
+  /**
+   * Leaves the next `count` requests unanswered until the client aborts them, as the browser does
+   * with a request waiting for a free connection. They come before any queued answers.
+   */
+  holdNext(count: number): void
 }
 
 export function createMockEventServer(): MockEventServer {
   const requests: MockRequest[] = []
   const answers: MockAnswer[] = []
+  let held = 0
   const encoder = new TextEncoder()
 
   const fetchMock = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -42,11 +48,13 @@ export function createMockEventServer(): MockEventServer {
     if (signal?.aborted) throw new DOMException('aborted before the request', 'AbortError')
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
     const headers = { ...(init?.headers as Record<string, string> | undefined) }
-    const answer = answers.shift()
+    const hold = held > 0
+    if (hold) held -= 1
+    const answer = hold ? undefined : answers.shift()
 
     let body: ReadableStreamDefaultController<Uint8Array> | null = null
     let aborted = false
-    let ended = answer !== undefined
+    let ended = answer !== undefined || hold
     const request: MockRequest = {
       url,
       headers,
@@ -79,6 +87,13 @@ export function createMockEventServer(): MockEventServer {
       { once: true },
     )
 
+    if (hold) {
+      return new Promise<Response>((_, reject) => {
+        const fail = () => reject(new DOMException('request aborted', 'AbortError'))
+        if (signal?.aborted) fail()
+        else signal?.addEventListener('abort', fail, { once: true })
+      })
+    }
     if (answer !== undefined) {
       const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304
       return new Response(bodyless ? null : (answer.body ?? '{"error":"nope"}'), {
@@ -99,6 +114,9 @@ export function createMockEventServer(): MockEventServer {
     requests,
     live: () => requests.filter(r => r.live),
     answerNext: (...more) => answers.push(...more),
+    holdNext: count => {
+      held += count
+    },
   }
 }
 

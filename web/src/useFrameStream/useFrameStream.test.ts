@@ -4,7 +4,7 @@ import { act, cleanup, renderHook } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { backoffDelay, DefaultBackoff, FrameStreamError } from './connection'
+import { DefaultConnectTimeoutMs, FrameStreamError } from './connection'
 import { createMockEventServer, frameEvent, type MockEventServer } from './mockEventServer'
 import { useFrameStream, type UseFrameStreamOptions } from './useFrameStream'
 
@@ -51,7 +51,7 @@ describe('reading the stream', () => {
     await advance()
     expect(result.current.status).toBe('open')
     expect(server.requests[0]!.url).toBe('http://cam.test/events?stream=cam-1')
-    expect(server.requests[0]!.headers.accept).toBe('text/event-stream')
+    expect(server.requests[0]!.headers['accept']).toBe('text/event-stream')
 
     const wire = ('retry: 2000\n\n' + frameEvent(7)).replace(/\n/g, '\r\n')
     const cut = wire.indexOf('\r\ndata:') + 1 // between the \r and the \n
@@ -215,8 +215,44 @@ describe('failures and reconnects', () => {
     await advance()
     server.requests[0]!.end()
     await advance(5_000)
-    expect(server.requests.map(r => r.headers.Authorization)).toEqual(['Bearer t1', 'Bearer t2'])
+    expect(server.requests.map(r => r.headers['Authorization'])).toEqual(['Bearer t1', 'Bearer t2'])
     expect(server.requests[1]!.headers['x-app']).toBe('demo')
+  })
+
+  it('says so when no connection opens within the connect timeout, and keeps trying', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0)
+    // As on a page with more streams than the browser has connections: requests wait unanswered.
+    server.holdNext(2)
+    const { result } = renderStream()
+    await advance(DefaultConnectTimeoutMs - 1)
+    expect(result.current).toMatchObject({ status: 'connecting', error: null })
+    expect(server.requests[0]!.aborted).toBe(false)
+
+    await advance(1)
+    expect(server.requests[0]!.aborted).toBe(true)
+    expect(result.current.status).toBe('connecting')
+    expect(result.current.error?.message).toBe(
+      'no connection after 10 s — the browser may be out of connections to this server ' +
+        '(six per host over HTTP/1.1, shared by all tabs), or the server is not answering; still trying',
+    )
+    expect(result.current.error?.fatal).toBe(false)
+
+    await advance(1_000) // the retry floor, no jitter
+    expect(server.requests).toHaveLength(2)
+    await advance(DefaultConnectTimeoutMs + 1_000) // held again, so another timeout, then a third attempt
+    expect(server.requests).toHaveLength(3)
+    expect(result.current).toMatchObject({ status: 'open', error: null, opens: 1 })
+  })
+
+  it('a connection that answers in time is not timed out, however long it then stays open', async () => {
+    const { result } = renderStream({ connectTimeoutMs: 1_000, stallTimeoutMs: 60_000 })
+    await advance()
+    for (let i = 0; i < 5; i++) {
+      server.requests[0]!.push(': keep-alive\n\n')
+      await advance(1_000)
+    }
+    expect(result.current).toMatchObject({ status: 'open', error: null })
+    expect(server.requests).toHaveLength(1)
   })
 
   it('reconnects when nothing, not even a heartbeat, arrives within the stall timeout', async () => {
@@ -234,16 +270,6 @@ describe('failures and reconnects', () => {
     await advance(1_000)
     expect(server.requests).toHaveLength(2)
     expect(server.live()).toHaveLength(1)
-  })
-
-  it('backoff grows exponentially with full jitter, floored at retry: and capped', () => {
-    const backoff = { initialMs: 500, maxMs: 30_000 }
-    expect(backoffDelay(1, backoff, 2_000, () => 0)).toBe(2_000)
-    expect(backoffDelay(1, backoff, 2_000, () => 1)).toBe(2_500)
-    expect(backoffDelay(4, backoff, 2_000, () => 1)).toBe(6_000)
-    expect(backoffDelay(20, backoff, 2_000, () => 1)).toBe(30_000)
-    expect(backoffDelay(20, backoff, 60_000, () => 1)).toBe(60_000) // the server's floor beats maxMs
-    expect(DefaultBackoff).toEqual(backoff)
   })
 })
 

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExter
 import type { Frame, SourceState } from '../frame'
 import {
   DefaultBackoff,
+  DefaultConnectTimeoutMs,
   DefaultStallTimeoutMs,
   openConnection,
   type BackoffOptions,
@@ -13,7 +14,8 @@ import {
   type FrameStreamError,
   type HeaderRecord,
 } from './connection'
-import { createFrameSlot, reportError, type FrameFeed, type FrameSlot } from './frameFeed'
+import { reportError } from '../reportError'
+import { createFrameSlot, type FrameFeed, type FrameSlot } from './frameFeed'
 
 /** How often counters reach React by default: 4 Hz is smooth enough for numbers and cheap. */
 export const DefaultStatsIntervalMs = 250
@@ -23,41 +25,50 @@ const FpsWindowMs = 1_000
 
 export interface UseFrameStreamOptions {
   /** URL of framecast's `/events` endpoint, absolute or relative to the page. Default `/events`. */
-  url?: string
+  url?: string | undefined
   /** Stream name (`[A-Za-z0-9_-]{1,64}`); the server's `default` when absent. */
-  stream?: string
+  stream?: string | undefined
   /** Connect only while true. Default true. */
-  enabled?: boolean
+  enabled?: boolean | undefined
   /** Extra request headers; read on every (re)connect, so changing them does not reconnect by itself. */
-  headers?: HeaderRecord
+  headers?: HeaderRecord | undefined
   /**
    * Called before every connect and reconnect; its headers are added after `headers`. Use it for a
    * token that expires: `getHeaders: () => ({ Authorization: `Bearer ${auth.token()}` })`. May be async.
    */
-  getHeaders?: () => HeaderRecord | Promise<HeaderRecord>
+  getHeaders?: (() => HeaderRecord | Promise<HeaderRecord>) | undefined
   /** Close the connection while the tab is hidden and reopen it when shown. Default true. */
-  pauseWhenHidden?: boolean
+  pauseWhenHidden?: boolean | undefined
   /** Reconnect delay bounds; the server's `retry:` and `Retry-After` are floors on top. */
-  backoff?: BackoffOptions
+  backoff?: BackoffOptions | undefined
+  /**
+   * Report and retry an attempt that has no response after this long. Default 10 s. A page with more
+   * streams than the browser has connections per host (six over HTTP/1.1) waits here.
+   */
+  connectTimeoutMs?: number | undefined
   /** Reconnect when nothing (frame or heartbeat) arrives for this long. Default 37.5 s. */
-  stallTimeoutMs?: number
+  stallTimeoutMs?: number | undefined
   /** How often the returned counters update, in ms. Default 250. */
-  statsIntervalMs?: number
+  statsIntervalMs?: number | undefined
   /** `'none'` asks the server to leave out the JPEG (counters only). Default `'jpeg'`. */
-  payload?: 'jpeg' | 'none'
+  payload?: 'jpeg' | 'none' | undefined
   /** The fetch to use (tests, custom auth, instrumentation); called for every attempt. */
-  fetch?: typeof fetch
+  fetch?: typeof fetch | undefined
   /**
    * Called for every frame, inside the stream reader: keep it cheap. Errors it throws are reported
    * and do not affect the connection. To draw frames, prefer `frames` with `<FrameCanvas>`.
    */
-  onFrame?: (frame: Frame) => void
+  onFrame?: ((frame: Frame) => void) | undefined
 }
 
 /** Connection state and counters, as last published. */
 export interface FrameStreamStats {
   status: ConnectionStatus
-  /** The latest failure: set while reconnecting or after a fatal error, null once open. */
+  /**
+   * The latest failure, null once open. Set while reconnecting, after a fatal error, and while an
+   * attempt waits longer than `connectTimeoutMs` for an answer (the status stays `connecting`
+   * or `reconnecting`).
+   */
   error: FrameStreamError | null
   /** The source's state from `event: status`, null until the server sends one. */
   state: SourceState | null
@@ -239,7 +250,11 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
           ...(await latest.current.getHeaders?.()),
         }),
         fetch: latest.current.fetch,
-        backoff: { ...DefaultBackoff, ...latest.current.backoff },
+        backoff: {
+          initialMs: latest.current.backoff?.initialMs ?? DefaultBackoff.initialMs,
+          maxMs: latest.current.backoff?.maxMs ?? DefaultBackoff.maxMs,
+        },
+        connectTimeoutMs: latest.current.connectTimeoutMs ?? DefaultConnectTimeoutMs,
         stallTimeoutMs: latest.current.stallTimeoutMs ?? DefaultStallTimeoutMs,
       },
       {

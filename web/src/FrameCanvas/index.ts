@@ -1,0 +1,3 @@
+// Public entry of the FrameCanvas folder.
+
+export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas'

@@ -1,0 +1,21 @@
+// Public entry of the useFrameStream folder: what the package and other components may import from it.
+
+export {
+  backoffDelay,
+  DefaultBackoff,
+  DefaultConnectTimeoutMs,
+  DefaultRetryFloorMs,
+  DefaultStallTimeoutMs,
+  FrameStreamError,
+  type BackoffOptions,
+  type ConnectionStatus,
+  type HeaderRecord,
+} from './connection'
+export type { FrameFeed } from './frameFeed'
+export {
+  DefaultStatsIntervalMs,
+  useFrameStream,
+  type FrameStream,
+  type FrameStreamStats,
+  type UseFrameStreamOptions,
+} from './useFrameStream'
