@@ -30,6 +30,13 @@
 #   SERVERS=floor LABELS=480p IPERF=0 START_SUBSCRIBERS=400 MAX_SUBSCRIBERS=400 \
 #     RESULTS_DIR=/tmp/floor bash benches/run.sh --quick
 set -euo pipefail
+# Paths given in the environment are relative to where the script was started.
+[[ -z ${FRAMECAST_BIN:-} ]] || FRAMECAST_BIN=$(realpath -- "$FRAMECAST_BIN")
+if [[ -n ${FRAMECAST_BIN:-} && ! -x $FRAMECAST_BIN ]]; then
+  echo "FRAMECAST_BIN: $FRAMECAST_BIN is not executable" >&2
+  exit 1
+fi
+[[ -z ${RESULTS_DIR:-} ]] || RESULTS_DIR=$(realpath -m -- "$RESULTS_DIR")
 cd "$(dirname "$0")/.."
 root=$PWD
 benches=$root/benches
@@ -59,7 +66,6 @@ for label in "${labels[@]}"; do
 done
 out_dir=${RESULTS_DIR:-$benches}
 mkdir -p "$out_dir"
-out_dir=$(cd "$out_dir" && pwd)
 idle_settle=10
 # Bisection stops when the bracket is within this fraction of the passing count.
 precision=0.08
@@ -130,8 +136,7 @@ trap 'exit 130' INT TERM
 
 # ---- build and frames --------------------------------------------------------------------
 if [[ -n ${FRAMECAST_BIN:-} ]]; then
-  framecast_bin=$(realpath "$FRAMECAST_BIN")
-  [[ -x $framecast_bin ]] || { echo "FRAMECAST_BIN: $FRAMECAST_BIN is not executable" >&2; exit 1; }
+  framecast_bin=$FRAMECAST_BIN
   framecast_desc="binary $framecast_bin ($("$framecast_bin" --version 2>/dev/null || echo "no --version"))"
   say "building floor and loadgen (release); framecast is $framecast_bin"
   cargo build --release --quiet -p floor -p loadgen
@@ -199,7 +204,8 @@ start_server() { # framecast|floor|nchan
       local i
       server_url=""
       for ((i = 0; i < 100; i++)); do
-        server_url=$(sed -n "s/^$1 listening on //p" "$scratch/$1.out")
+        # The file may not exist yet: the server's shell has not opened it.
+        server_url=$(sed -n "s/^$1 listening on //p" "$scratch/$1.out" 2>/dev/null || true)
         [[ -n $server_url ]] && break
         sleep 0.05
       done

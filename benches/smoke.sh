@@ -42,7 +42,8 @@ check() { # name seconds command...
   "$@" --bind 127.0.0.1:0 >"$scratch/$name.out" 2>"$scratch/$name.err" &
   server=$!
   for ((i = 0; i < 100; i++)); do
-    url=$(sed -n "s/^$name listening on //p" "$scratch/$name.out")
+    # The file may not exist yet: the server's shell has not opened it.
+    url=$(sed -n "s/^$name listening on //p" "$scratch/$name.out" 2>/dev/null || true)
     [[ -n $url ]] && break
     sleep 0.05
   done
