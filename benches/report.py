@@ -12,10 +12,13 @@ import platform
 import subprocess
 import tempfile
 
-SERVERS = ("framecast", "nchan")
+# Every server measured, in table order; the floor (benches/floor) is the reference writer.
+SERVERS = ("framecast", "floor", "nchan")
+# The two servers the headline compares column by column.
+COMPARED = ("framecast", "nchan")
+NAMES = {"framecast": "framecast", "floor": "floor", "nchan": "nginx + Nchan"}
 LABELS = ("480p", "720p")
 TARGETS = {"480p": 1.5, "720p": 1.4}
-CEILING_TARGET = 0.85
 IDLE_TARGET_KIB = 8.0
 P50_TARGET_MS = 1.0
 
@@ -28,7 +31,7 @@ def command(*args):
         return "?"
 
 
-def machine():
+def machine(framecast, with_nginx):
     model = "?"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -40,16 +43,25 @@ def machine():
         for line in meminfo:
             if line.startswith("MemTotal"):
                 memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-    nginx = command("nginx", "-v").replace("nginx version: ", "")
-    nchan = command("dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan")
     rev = command("git", "rev-parse", "--short", "HEAD")
     if not rev or " " in rev:
         rev = "(no commit yet)"
-    return (
-        f"{model}, {os.cpu_count()} CPUs, {memory}, Linux {platform.release()}; "
-        f"{nginx} with libnginx-mod-nchan {nchan}; framecast at commit {rev} "
-        f"(plus uncommitted work, if any)"
-    )
+    if framecast:
+        which = f"framecast {framecast}; floor and loadgen at commit {rev}"
+    else:
+        which = f"framecast, floor and loadgen at commit {rev}"
+    text = f"{model}, {os.cpu_count()} CPUs, {memory}, Linux {platform.release()}; "
+    if with_nginx:
+        nginx = command("nginx", "-v").replace("nginx version: ", "")
+        nchan = command("dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan")
+        text += f"{nginx} with libnginx-mod-nchan {nchan}; "
+    return text + f"{which} (plus uncommitted work, if any)"
+
+
+def per_core(r):
+    """Event data delivered per second per core of server CPU time, in bytes (None if idle)."""
+    share = r["server_cpu_share"]
+    return r["payload_bytes_per_s"] / share if share > 0 else None
 
 
 def pct(x, digits=1):
@@ -63,7 +75,9 @@ def main():
     parser.add_argument("--plot", required=True)
     parser.add_argument("--load-before", default="?")
     parser.add_argument("--others", default="")
-    parser.add_argument("--quick", default="0")
+    parser.add_argument("--invocation", default="bash benches/run.sh")
+    parser.add_argument("--date", default="", help="when the run started, UTC")
+    parser.add_argument("--framecast", default="", help="the framecast measured, if not built here")
     parser.add_argument("--settings", default="")
     args = parser.parse_args()
 
@@ -72,7 +86,6 @@ def main():
     best = {(r["server"], r["label"]): r["subscribers"] for r in rows if r["mode"] == "best"}
     idle = {r["server"]: r for r in rows if r["mode"] == "idle"}
     iperfs = [r for r in rows if r["mode"] == "iperf3"]
-    iperf = max(iperfs, key=lambda r: r["bytes_per_s"]) if iperfs else None
     steps = [r for r in runs if r["stalled"] == 0 and r["subscribers"] > 10]
     fps = runs[0]["fps"] if runs else 30
 
@@ -80,27 +93,34 @@ def main():
         hits = [r for r in steps if (r["server"], r["label"], r["subscribers"]) == (server, label, n)]
         return hits[-1] if hits else None
 
-    # Bytes one subscriber needs per second, from framecast's own wire bytes per event.
+    # Bytes one subscriber needs per second, from the wire bytes per event.
     per_subscriber = {}
     for label in LABELS:
         sizes = [r["event_bytes"] for r in steps if r["label"] == label and r["event_bytes"] > 0]
         if sizes:
             per_subscriber[label] = max(sizes) * fps
-    ceiling = iperf["bytes_per_s"] if iperf else None
+
+    # Each server's step at its largest passing count, and its event data per core there.
+    at_best = {}
+    for (server, label), n in best.items():
+        r = step(server, label, n) if n else None
+        if r and per_core(r):
+            at_best[(server, label)] = r
 
     out = []
     w = out.append
     w("# framecast fan-out benchmark\n")
+    date = args.date or f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
     w(
-        f"Made by `bash benches/run.sh{' --quick' if args.quick == '1' else ''}` on "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Do not edit by hand: "
+        f"Made by `{args.invocation}` (run started {date} UTC). Do not edit by hand: "
         "rerun the script.\n"
     )
-    w(f"- Machine: {machine()}.")
+    measured = {r["server"] for r in rows if "server" in r}
+    w(f"- Machine: {machine(args.framecast, 'nchan' in measured)}.")
     w(
         f"- Load average just before the run: {args.load_before}; processes then using > 5 % CPU: "
         f"{args.others.strip() or 'none'}. Other work on the box during the run adds noise to "
-        "every figure (both servers alike)."
+        "every figure (all servers alike)."
     )
     w(f"- Settings: {args.settings}.")
     w(
@@ -112,6 +132,13 @@ def main():
     )
 
     w("## Headline\n")
+    w(
+        "The floor (`benches/floor`) is the reference for throughput: one thread on raw epoll that "
+        "builds each frame's event once (the same bytes framecast sends) and writes it to every "
+        "subscriber with non-blocking writes, latest-frame-wins, no HTTP framework. "
+        "\"Per core\" is event data delivered per second divided by the server's CPU time per "
+        "second, at that server's largest passing count.\n"
+    )
     w("| figure | framecast | Nchan | framecast ÷ Nchan | target | met |")
     w("|---|---|---|---|---|---|")
     for label in LABELS:
@@ -123,22 +150,26 @@ def main():
             f"| largest passing subscriber count, {label} at {fps:g} fps | {f} | {n} | "
             f"{ratio:.2f} × | ≥ {TARGETS[label]} × | {'yes' if ratio >= TARGETS[label] else 'no'} |"
         )
-    if ceiling:
-        for label in LABELS:
-            if label not in per_subscriber:
-                continue
-            subs = ceiling / per_subscriber[label]
-            f = best.get(("framecast", label), 0)
-            n = best.get(("nchan", label), 0)
-            met = "yes" if f / subs >= CEILING_TARGET else "no"
-            target = f"≥ {CEILING_TARGET:.0%}" if label == "720p" else "(none)"
-            w(
-                f"| {label} count as a share of the loopback ceiling ({subs:.0f} subscribers) | "
-                f"{f / subs:.0%} | {n / subs:.0%} | | {target} | {met if label == '720p' else ''} |"
+    for label in LABELS:
+        floor = at_best.get(("floor", label))
+        if not floor:
+            continue
+        cells = []
+        for server in COMPARED:
+            r = at_best.get((server, label))
+            cells.append(
+                f"{per_core(r) / per_core(floor):.0%} ({per_core(r) / 1e9:.2f} of "
+                f"{per_core(floor) / 1e9:.2f} GB/s)"
+                if r
+                else "–"
             )
+        w(
+            f"| {label} event data per server core, as a share of the floor's | {cells[0]} | "
+            f"{cells[1]} | | (none) | |"
+        )
     if idle:
         cells = []
-        for server in SERVERS:
+        for server in COMPARED:
             r = idle.get(server)
             cells.append(f"{r['server_kib_per_subscriber']:.2f} KiB" if r else "–")
         n_idle = next(iter(idle.values()))["subscribers"]
@@ -150,7 +181,7 @@ def main():
         )
     small = {r["server"]: r for r in runs if r["subscribers"] == 10 and r["stalled"] == 0}
     if small:
-        cells = [f"{small[s]['latency_ms']['p50']:.2f} ms" if s in small else "–" for s in SERVERS]
+        cells = [f"{small[s]['latency_ms']['p50']:.2f} ms" if s in small else "–" for s in COMPARED]
         f50 = small.get("framecast", {}).get("latency_ms", {}).get("p50")
         met = "yes" if f50 is not None and f50 <= P50_TARGET_MS else "no"
         w(
@@ -160,7 +191,7 @@ def main():
     stalled = {r["server"]: r for r in runs if r["stalled"] > 0}
     if stalled:
         cells = []
-        for server in SERVERS:
+        for server in COMPARED:
             r = stalled.get(server)
             tcp = ""
             if r and r.get("tcp_mem_peak_pages"):
@@ -180,17 +211,8 @@ def main():
             f"| ingest with {k['stalled']} stalled + {k['subscribers']} healthy subscribers "
             f"(480p) | {cells[0]} | {cells[1]} | | = offered rate | {'yes' if f_acc >= 0.99 else 'no'} |"
         )
-    for r in iperfs:
-        note = (
-            f"{r['bytes_per_s'] / 1e9:.2f} GB/s (sender {pct(r['sender_cpu_share'], 0)} of CPU 0, "
-            f"receiver {pct(r['receiver_cpu_share'], 0)} of CPU 1)"
-        )
-        used = " ← the ceiling used above" if r is iperf else ""
-        w(f"| loopback TCP, iperf3 with {r.get('streams', 1)} stream(s){used} | {note} | | | | |")
-    at_best = [step(server, label, n) for (server, label), n in best.items() if n]
-    at_best = [r for r in at_best if r]
     if at_best:
-        top = max(at_best, key=lambda r: r["loadgen_cpu_share"])
+        top = max(at_best.values(), key=lambda r: r["loadgen_cpu_share"])
         w(
             f"| load generator's own CPU at the largest passing counts (highest) | "
             f"{pct(top['loadgen_cpu_share'], 0)} of CPU 1 ({top['server']} {top['label']}, "
@@ -212,7 +234,36 @@ def main():
                 f"A {label} subscriber at {fps:g} fps needs {per_subscriber[label] / 1e6:.2f} MB/s "
                 f"(≈ {per_subscriber[label] / fps / 1e3:.0f} KB per event on the wire)."
             )
+    for r in iperfs:
+        w(
+            f"For context only (not a bound: bulk streams through a few deep socket buffers are "
+            f"not the work fan-out does): loopback TCP with iperf3, {r.get('streams', 1)} "
+            f"stream(s), moved {r['bytes_per_s'] / 1e9:.2f} GB/s (sender "
+            f"{pct(r['sender_cpu_share'], 0)} of CPU 0, receiver {pct(r['receiver_cpu_share'], 0)} "
+            "of CPU 1)."
+        )
     w("")
+
+    if any(server == "floor" for server, _ in at_best):
+        w("## Against the floor\n")
+        w(
+            "| server | frames | largest passing count | event data GB/s | server CPU (of one core) "
+            "| GB/s per server core | share of the floor's per core |"
+        )
+        w("|---|---|---|---|---|---|---|")
+        for label in LABELS:
+            floor = at_best.get(("floor", label))
+            for server in SERVERS:
+                r = at_best.get((server, label))
+                if not r:
+                    continue
+                share = f"{per_core(r) / per_core(floor):.0%}" if floor else "–"
+                w(
+                    f"| {NAMES[server]} | {label} | {r['subscribers']} | "
+                    f"{r['payload_bytes_per_s'] / 1e9:.2f} | {pct(r['server_cpu_share'], 0)} | "
+                    f"{per_core(r) / 1e9:.2f} | {share} |"
+                )
+        w("")
 
     w("## At the largest passing count\n")
     w(
@@ -253,21 +304,35 @@ def main():
                     "gaps: framecast skips frames for a reader that falls behind) may be partly the "
                     f"reader's, and {n} is a lower bound for {server}."
                 )
-    if ceiling and per_subscriber:
-        top = max(
-            (r["payload_bytes_per_s"] for r in steps if r["server"] == "framecast" and r["pass"]),
-            default=0,
-        )
-        if top > ceiling:
+    for label in LABELS:
+        # The same load for both: the largest count framecast and the floor each passed.
+        common = [
+            (f, o)
+            for f in steps
+            for o in steps
+            if (f["server"], o["server"], f["label"], o["label"]) == ("framecast", "floor", label, label)
+            and f["subscribers"] == o["subscribers"] and f["pass"] and o["pass"]
+            and per_core(f) and per_core(o)
+        ]
+        if common:
+            f, o = max(common, key=lambda pair: pair[0]["subscribers"])
             w(
-                f"- framecast delivered up to {top / 1e9:.2f} GB/s in a passing step, more than "
-                f"iperf3's {ceiling / 1e9:.2f} GB/s. iperf3 moves bulk data through a few "
-                "connections with deep socket buffers, while fan-out sends one cache-hot event "
-                "to many sockets in small bursts; that is the likely reason the kernel moves "
-                "the latter more cheaply (not verified further). So the "
-                "\"share of the loopback ceiling\" rows can exceed 100 %: read them as a scale, "
-                "not as a bound."
+                f"- {label} at the same load, {f['subscribers']} subscribers (the largest count "
+                f"both passed): framecast {per_core(f) / 1e9:.2f} GB/s per core, the floor "
+                f"{per_core(o) / 1e9:.2f} ({per_core(f) / per_core(o):.0%})."
             )
+    over = [
+        label
+        for label in LABELS
+        if ("framecast", label) in at_best and ("floor", label) in at_best
+        and per_core(at_best[("framecast", label)]) > per_core(at_best[("floor", label)])
+    ]
+    if over:
+        w(
+            f"- framecast above the floor ({', '.join(over)}): the floor does strictly less work "
+            "per event, so this is noise (other work on the machine, or CPU time the kernel did "
+            "not charge to either process); rerun on a quieter machine before reading into it."
+        )
     pressed = [server for server, r in stalled.items()
                if r.get("tcp_mem_peak_pages", 0) >= r.get("tcp_mem_pressure_pages", 1) > 1]
     if pressed:
@@ -341,7 +406,19 @@ def main():
         "- framecast gets the JPEG (`POST /frames`); Nchan gets the same event JSON framecast "
         "would send (`POST /pub`, built by the generator) and serves it as an EventSource "
         "(`benches/nchan.conf`: one worker, buffer of one message). Drops are gaps in `seq` "
-        "for both."
+        "for all servers."
+    )
+    w(
+        "- The floor (`benches/floor`) gets the same requests as framecast and answers them as "
+        "framecast does. It is one thread on an edge-triggered epoll set (`mio`): each published "
+        "JPEG becomes one buffer, the SSE event framecast would send wrapped as one HTTP chunk, "
+        "and every subscriber keeps only a reference to the buffer it is writing and its offset "
+        "in it. Caught-up subscribers start a new frame as soon as it is published; one still "
+        "writing an older frame finishes it, then jumps to the newest. Sockets get framecast's "
+        "settings (`TCP_NODELAY`, 256 KiB `SO_SNDBUF`). It leaves out what the benchmark does not "
+        "exercise (status events, keep-alives, other routes, limits), so it shows about the most "
+        "a server writing events this way delivers per core on this machine (another technique, "
+        "zero-copy sends say, could do better); it is not a server to deploy."
     )
     w(
         "- Server CPU is utime + stime from `/proc/PID/stat` over the measured window (nginx: "
@@ -360,7 +437,9 @@ def main():
     w("")
     w("### Commands\n")
     w("```sh")
-    w("bash benches/run.sh      # this whole file, ~10 min; --quick for a coarse pass")
+    w("bash benches/run.sh      # this whole file, ~14 min; --quick for a coarse pass")
+    w("# another framecast build, results elsewhere (before/after):")
+    w("FRAMECAST_BIN=/path/to/framecast RESULTS_DIR=/tmp/before bash benches/run.sh")
     w("bash benches/smoke.sh    # the few-second check the test command runs")
     w("# one step by hand:")
     w("taskset -c 0 target/release/framecast --bind 127.0.0.1:8080 --no-test-pattern &")
@@ -373,12 +452,13 @@ def main():
         "taskset -c 1 target/release/loadgen idle --server framecast --url http://127.0.0.1:8080 \\\n"
         "    --subscribers 10000 --server-pid <framecast's pid>"
     )
+    w("taskset -c 0 target/release/floor --bind 127.0.0.1:8081 &   # then --server floor")
     w(
         "taskset -c 1 iperf3 -s -p 5201 & taskset -c 0 iperf3 -c 127.0.0.1 -p 5201 -t 8 -P 8 -J"
     )
     w("```")
     w("")
-    w("Raw JSON lines of this run: `benches/results.jsonl`.")
+    w("Raw JSON lines of this run: `results.jsonl` next to this file.")
     with open(args.out, "w") as f:
         f.write("\n".join(out) + "\n")
 
@@ -402,6 +482,8 @@ def draw(steps, path):
                 colour = {
                     ("framecast", "480p"): "#1f5fbf",
                     ("framecast", "720p"): "#7fa8e8",
+                    ("floor", "480p"): "#333333",
+                    ("floor", "720p"): "#999999",
                     ("nchan", "480p"): "#c0392b",
                     ("nchan", "720p"): "#e8998f",
                 }[(server, label)]
@@ -419,7 +501,7 @@ def draw(steps, path):
         script = f"""
 set terminal pngcairo size 1400,560 font ',11'
 set output '{path}'
-set multiplot layout 1,2 title 'framecast vs nginx+Nchan: one stream at 30 fps, server on one core'
+set multiplot layout 1,2 title 'framecast vs the floor vs nginx+Nchan: one stream at 30 fps, server on one core'
 set grid
 set key top left
 set logscale x 2

@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# The full fan-out benchmark: framecast against nginx + Nchan on the same frames, same machine.
+# The full fan-out benchmark: framecast against the floor (benches/floor, about the least work a
+# fan-out can do) and against nginx + Nchan, on the same frames, in the same run.
 #
-#   bash benches/run.sh            # full run (~10 min), writes benches/RESULTS.md, results.png
+#   bash benches/run.sh            # full run (~14 min), writes benches/RESULTS.md, results.png
 #   bash benches/run.sh --quick    # a few minutes, coarse search, for trying the script out
+#
+#   # before/after: the same run against another framecast build, written elsewhere
+#   FRAMECAST_BIN=/path/to/old/framecast RESULTS_DIR=/tmp/before bash benches/run.sh
 #
 # For each server and each resolution (480p, 720p) it finds the largest number of subscribers
 # that still passes at 30 fps: >= 99 % of offered frames accepted, mean per-subscriber drops
 # < 1 %, p99 publish->receive latency < 100 ms. Servers run on CPU 0, the load generator on
-# CPU 1; every server is started fresh for every step. It also measures the loopback TCP
-# ceiling (iperf3, same pinning), server memory per idle subscriber at 10 000 connections,
-# latency with 10 subscribers, and publishing with 1 000 stalled subscribers.
+# CPU 1; every server is started fresh for every step. The floor is a one-thread epoll writer
+# that builds each frame's event once and writes it to every subscriber; framecast's event
+# data delivered per second per server core is reported as a share of the floor's. It also
+# measures, for framecast and Nchan: server memory per idle subscriber at 10 000 connections,
+# latency with 10 subscribers, and publishing with 1 000 stalled subscribers; and, as context
+# only, loopback TCP throughput with iperf3 (bulk streams, not the same work as fan-out).
 #
-# Knobs (environment): STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2),
-# FPS (30), START_SUBSCRIBERS (100), MAX_SUBSCRIBERS (12000), IDLE_SUBSCRIBERS (10000).
+# Knobs (environment):
+#   FRAMECAST_BIN     framecast binary to measure (default: build this checkout's, release)
+#   RESULTS_DIR       where RESULTS.md, results.png, results.jsonl go (default: benches/)
+#   SERVERS           servers to measure, in order (default: "framecast floor nchan")
+#   LABELS            frame sizes (default: "480p 720p")
+#   IPERF             0 to skip the iperf3 context line (default 1)
+#   STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2), FPS (30),
+#   START_SUBSCRIBERS (100), MAX_SUBSCRIBERS (12000), IDLE_SUBSCRIBERS (10000).
+# One step against the floor only, say:
+#   SERVERS=floor LABELS=480p IPERF=0 START_SUBSCRIBERS=400 MAX_SUBSCRIBERS=400 \
+#     RESULTS_DIR=/tmp/floor bash benches/run.sh --quick
 set -euo pipefail
+# Paths given in the environment are relative to where the script was started.
+[[ -z ${FRAMECAST_BIN:-} ]] || FRAMECAST_BIN=$(realpath -- "$FRAMECAST_BIN")
+if [[ -n ${FRAMECAST_BIN:-} && ! -x $FRAMECAST_BIN ]]; then
+  echo "FRAMECAST_BIN: $FRAMECAST_BIN is not executable" >&2
+  exit 1
+fi
+[[ -z ${RESULTS_DIR:-} ]] || RESULTS_DIR=$(realpath -m -- "$RESULTS_DIR")
 cd "$(dirname "$0")/.."
 root=$PWD
 benches=$root/benches
@@ -26,6 +49,23 @@ fps=${FPS:-30}
 start_subscribers=${START_SUBSCRIBERS:-100}
 max_subscribers=${MAX_SUBSCRIBERS:-12000}
 idle_subscribers=${IDLE_SUBSCRIBERS:-10000}
+read -ra servers <<<"${SERVERS:-framecast floor nchan}"
+read -ra labels <<<"${LABELS:-480p 720p}"
+iperf=${IPERF:-1}
+for server in "${servers[@]}"; do
+  case $server in
+    framecast | floor | nchan) ;;
+    *) echo "SERVERS: unknown server $server (framecast, floor, nchan)" >&2; exit 1 ;;
+  esac
+done
+for label in "${labels[@]}"; do
+  case $label in
+    480p | 720p) ;;
+    *) echo "LABELS: unknown frame size $label (480p, 720p)" >&2; exit 1 ;;
+  esac
+done
+out_dir=${RESULTS_DIR:-$benches}
+mkdir -p "$out_dir"
 idle_settle=10
 # Bisection stops when the bracket is within this fraction of the passing count.
 precision=0.08
@@ -38,13 +78,22 @@ if ((quick)); then
 fi
 
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+measuring() { # server: true if it is in SERVERS
+  local server
+  for server in "${servers[@]}"; do [[ $server == "$1" ]] && return 0; done
+  return 1
+}
 
 # ---- tools -------------------------------------------------------------------------------
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
 missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-[[ -f $nchan_module ]] || missing+=(libnginx-mod-nchan)
-command -v iperf3 >/dev/null || missing+=(iperf3)
+if measuring nchan; then
+  command -v nginx >/dev/null || missing+=(nginx)
+  [[ -f $nchan_module ]] || missing+=(libnginx-mod-nchan)
+fi
+if ((iperf)); then
+  command -v iperf3 >/dev/null || missing+=(iperf3)
+fi
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 command -v python3 >/dev/null || missing+=(python3)
@@ -86,9 +135,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build and frames --------------------------------------------------------------------
-say "building framecast and loadgen (release)"
-cargo build --release --quiet -p framecast -p loadgen
-framecast_bin=$root/target/release/framecast
+if [[ -n ${FRAMECAST_BIN:-} ]]; then
+  framecast_bin=$FRAMECAST_BIN
+  framecast_desc="binary $framecast_bin ($("$framecast_bin" --version 2>/dev/null || echo "no --version"))"
+  say "building floor and loadgen (release); framecast is $framecast_bin"
+  cargo build --release --quiet -p floor -p loadgen
+else
+  say "building framecast, floor and loadgen (release)"
+  cargo build --release --quiet -p framecast -p floor -p loadgen
+  framecast_bin=$root/target/release/framecast
+  framecast_desc=""
+fi
+floor_bin=$root/target/release/floor
 loadgen_bin=$root/target/release/loadgen
 
 frames=$benches/out/frames
@@ -106,6 +164,7 @@ make_frames 480p 640x480 -q:v 3
 make_frames 720p 1280x720 -q:v 1
 
 results=$benches/out/results.jsonl
+started_at=$(date -u '+%Y-%m-%d %H:%M')
 mkdir -p "$benches/out"
 : >"$results"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -130,20 +189,27 @@ wait_for_port() { # port
   return 1
 }
 
-start_server() { # framecast|nchan
+start_server() { # framecast|floor|nchan
   case $1 in
-    framecast)
-      taskset -c 0 "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \
-        >"$scratch/framecast.out" 2>"$scratch/framecast.err" &
+    framecast | floor)
+      # Both print "NAME listening on http://ADDR" on stdout once bound.
+      if [[ $1 == framecast ]]; then
+        taskset -c 0 "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \
+          >"$scratch/$1.out" 2>"$scratch/$1.err" &
+      else
+        taskset -c 0 "$floor_bin" --bind 127.0.0.1:0 >"$scratch/$1.out" 2>"$scratch/$1.err" &
+      fi
       server_main=$!
       started+=("$server_main")
       local i
+      server_url=""
       for ((i = 0; i < 100; i++)); do
-        server_url=$(sed -n 's/^framecast listening on //p' "$scratch/framecast.out")
+        # The file may not exist yet: the server's shell has not opened it.
+        server_url=$(sed -n "s/^$1 listening on //p" "$scratch/$1.out" 2>/dev/null || true)
         [[ -n $server_url ]] && break
         sleep 0.05
       done
-      [[ -n $server_url ]] || { cat "$scratch/framecast.err" >&2; return 1; }
+      [[ -n $server_url ]] || { cat "$scratch/$1.err" >&2; return 1; }
       server_pids=("$server_main")
       ;;
     nchan)
@@ -253,8 +319,8 @@ search() { # server label
 # ---- the runs ----------------------------------------------------------------------------
 say "results go to $results (load average before: $load_before)"
 declare -A best
-for label in 480p 720p; do
-  for server in framecast nchan; do
+for label in "${labels[@]}"; do
+  for server in "${servers[@]}"; do
     search "$server" "$label"
     best[$server.$label]=$found
     say "$server $label: largest passing subscriber count ${best[$server.$label]}"
@@ -262,30 +328,40 @@ for label in 480p 720p; do
   done
 done
 
-say "latency with 10 subscribers"
+# The floor is a reference for throughput only: these three are framecast's and Nchan's.
+compared=()
 for server in framecast nchan; do
-  measure "$server" 480p 10 --sample-every 10
+  if measuring "$server"; then compared+=("$server"); fi
 done
 
-say "publishing with 1000 stalled subscribers next to 200 healthy ones"
-for server in framecast nchan; do
-  measure "$server" 480p 200 --stalled 1000
-done
+if ((${#compared[@]})); then
+  say "latency with 10 subscribers"
+  for server in "${compared[@]}"; do
+    measure "$server" 480p 10 --sample-every 10
+  done
 
-say "idle subscribers: $idle_subscribers"
-for server in framecast nchan; do
-  start_server "$server"
-  # shellcheck disable=SC2046
-  taskset -c 1 "$loadgen_bin" idle --server "$server" --url "$server_url" $(pid_args) \
-    --subscribers "$idle_subscribers" --settle "$idle_settle" \
-    >>"$results" 2>>"$scratch/loadgen.log" || say "  idle $server: not every subscriber held"
-  tail -3 "$scratch/loadgen.log" >&2
-  stop_server
-done
+  say "publishing with 1000 stalled subscribers next to 200 healthy ones"
+  for server in "${compared[@]}"; do
+    measure "$server" 480p 200 --stalled 1000
+  done
 
-say "loopback TCP ceiling (iperf3: sender on CPU 0 like the servers, receiver on CPU 1)"
-iperf_seconds=$((quick ? 3 : 8))
-for streams in 1 8; do
+  say "idle subscribers: $idle_subscribers"
+  for server in "${compared[@]}"; do
+    start_server "$server"
+    # shellcheck disable=SC2046
+    taskset -c 1 "$loadgen_bin" idle --server "$server" --url "$server_url" $(pid_args) \
+      --subscribers "$idle_subscribers" --settle "$idle_settle" \
+      >>"$results" 2>>"$scratch/loadgen.log" || say "  idle $server: not every subscriber held"
+    tail -3 "$scratch/loadgen.log" >&2
+    stop_server
+  done
+fi
+
+if ((iperf)); then
+  # Context only: bulk streams through a few deep buffers are not the work fan-out does.
+  say "loopback TCP, for context (iperf3, 8 streams: sender on CPU 0 like the servers, receiver on CPU 1)"
+  iperf_seconds=$((quick ? 3 : 8))
+  streams=8
   iperf_port=$(free_port)
   taskset -c 1 iperf3 -s -p "$iperf_port" >/dev/null 2>&1 &
   iperf_server=$!
@@ -312,13 +388,20 @@ print(json.dumps({
     "receiver_cpu_share": end["cpu_utilization_percent"]["remote_total"] / 100,
 }))
 EOF
-done
+fi
 
 # ---- report ------------------------------------------------------------------------------
-say "writing benches/RESULTS.md and benches/results.png"
-cp "$results" "$benches/results.jsonl"
-python3 "$benches/report.py" "$benches/results.jsonl" \
-  --out "$benches/RESULTS.md" --plot "$benches/results.png" \
-  --load-before "$load_before" --others "$others" --quick "$quick" \
+say "writing $out_dir/RESULTS.md and results.png"
+cp "$results" "$out_dir/results.jsonl"
+invocation="bash benches/run.sh"
+if ((quick)); then invocation+=" --quick"; fi
+for knob in IPERF IDLE_SUBSCRIBERS MAX_SUBSCRIBERS START_SUBSCRIBERS FPS WARMUP_SECONDS \
+  STEP_SECONDS LABELS SERVERS FRAMECAST_BIN; do
+  if [[ -n ${!knob:-} ]]; then invocation="$knob='${!knob}' $invocation"; fi
+done
+python3 "$benches/report.py" "$out_dir/results.jsonl" \
+  --out "$out_dir/RESULTS.md" --plot "$out_dir/results.png" \
+  --load-before "$load_before" --others "$others" --invocation "$invocation" \
+  --date "$started_at" --framecast "$framecast_desc" \
   --settings "fps=$fps step=${step_seconds}s warmup=${warmup_seconds}s precision=$precision idle=$idle_subscribers"
 say "done"

@@ -18,6 +18,7 @@ use crate::frames::Frame;
 const MAX_LATENCY_SAMPLES: usize = 50_000_000;
 
 /// Which server is under test: it decides the URLs, the request shape and the event type.
+/// The floor speaks framecast's protocol; it has its own name only for the reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Server {
     /// framecast: `POST /frames` with the JPEG, `GET /events`.
@@ -25,6 +26,8 @@ pub enum Server {
     /// nginx + Nchan as set up by `benches/nchan.conf`: `POST /pub` with the JSON envelope,
     /// `GET /sub` as an EventSource.
     Nchan,
+    /// `benches/floor`, the minimal one-thread writer: framecast's requests and events.
+    Floor,
 }
 
 impl Server {
@@ -33,13 +36,14 @@ impl Server {
         match self {
             Server::Framecast => "framecast",
             Server::Nchan => "nchan",
+            Server::Floor => "floor",
         }
     }
 
     /// The `GET` request that subscribes to `stream`.
     pub fn subscribe_request(self, stream: &str) -> Vec<u8> {
         let path = match self {
-            Server::Framecast => format!("/events?stream={stream}"),
+            Server::Framecast | Server::Floor => format!("/events?stream={stream}"),
             Server::Nchan => format!("/sub?stream={stream}"),
         };
         format!(
@@ -52,7 +56,7 @@ impl Server {
     /// The type of the events that carry frames.
     pub fn frame_event(self) -> &'static [u8] {
         match self {
-            Server::Framecast => b"frame",
+            Server::Framecast | Server::Floor => b"frame",
             Server::Nchan => b"message",
         }
     }

@@ -81,7 +81,7 @@ pub async fn run(
         let frame_index = ordinal % board.frames.len();
         let frame = &board.frames[frame_index];
         let (path, content_type, payload): (&str, &str, &[u8]) = match board.server {
-            Server::Framecast => ("/frames", "image/jpeg", &frame.jpeg),
+            Server::Framecast | Server::Floor => ("/frames", "image/jpeg", &frame.jpeg),
             Server::Nchan => {
                 envelope(&mut body, &board.stream, next_seq, frame);
                 ("/pub", "application/json", &body)
@@ -112,7 +112,7 @@ pub async fn run(
         let round_trip = sent_at.elapsed();
         if (200..300).contains(&status) {
             let seq = match board.server {
-                Server::Framecast => {
+                Server::Framecast | Server::Floor => {
                     let seq = framecast_seq(&reply)?;
                     if seq != next_seq {
                         board.renumber(next_seq, seq);
