@@ -300,7 +300,7 @@ pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jpeg::{self, tests as samples};
+    use crate::jpeg::{self, samples};
     use crate::mjpeg::Framing;
     use crate::mjpeg::tests::{frames, rejections, split, split_everywhere};
     use proptest::prelude::*;

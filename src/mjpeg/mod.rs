@@ -362,7 +362,7 @@ pub(crate) mod tests {
 
     #[test]
     fn splitter_dispatches_on_framing() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 1);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 1);
         let mut concat = Splitter::new(Framing::Concatenated, 1 << 20);
         concat.push(&jpeg);
         assert_eq!(
@@ -382,7 +382,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_sniffing_splitter_learns_either_framing_from_the_first_bytes() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 3);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 3);
         let mut multipart = b"--cam\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
         multipart.extend_from_slice(&jpeg);
         multipart.extend_from_slice(b"\r\n--cam\r\n");
@@ -405,7 +405,7 @@ pub(crate) mod tests {
 
     #[test]
     fn buffered_bytes_is_the_unfinished_frame_and_zero_after_finish() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 2);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 2);
         for framing in [Framing::Concatenated, Framing::Multipart(Some("b".into()))] {
             let mut splitter = Splitter::new(framing, 1 << 20);
             splitter.push(b"--b\r\n\r\n");

@@ -670,7 +670,7 @@ fn parse_length(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jpeg::{self, tests as samples};
+    use crate::jpeg::{self, samples};
     use crate::mjpeg::Framing;
     use crate::mjpeg::tests::{frames, rejections, split, split_everywhere};
     use proptest::prelude::*;
