@@ -1,11 +1,31 @@
-//! The JPEG walker: decides whether a byte buffer is one complete, browser-safe JPEG by walking
-//! its segment structure (no pixel decoding, no allocation), so a bad frame is refused before any
-//! viewer's browser has to choke on it.
+//! JPEG structure, known in one place: whether a buffer is one complete, browser-safe JPEG
+//! ([`inspect`]), and where images start and end in a stream (for the splitters in
+//! [`crate::mjpeg`]). Both walk the segment structure with the same `markers` code — no pixel
+//! decoding, no allocation — so a bad frame is refused before any viewer's browser has to choke
+//! on it, and the splitters cut exactly where the validator says an image ends.
 //!
-//! The checks follow `notes/reliability.md` §3: a minimum size, `FF D8 FF`, length-checked
-//! segments (with fill bytes and standalone markers), exactly one baseline, extended or
-//! progressive frame header before the first scan, then entropy-coded data up to `FF D9`.
-//! Huffman tables and APP0/JFIF are deliberately not required: UVC cameras omit both.
+//! # Layout
+//! - `markers`: marker codes and the resumable walk over segments and entropy-coded data.
+//! - `end_scan`: the incremental end-of-image scan and the start-of-image search.
+//! - this file: [`inspect`], the validator every frame passes before it is broadcast.
+//!
+//! # What `inspect` checks, and why
+//! A minimum size, `FF D8 FF`, length-checked segments (with fill bytes and standalone
+//! markers), exactly one baseline, extended or progressive frame header before the first scan,
+//! then entropy-coded data up to `FF D9`; bytes after it are padding to cut off. Lossless,
+//! hierarchical and arithmetic-coded JPEGs are refused because browsers do not display them.
+//! Huffman tables and APP0/JFIF are deliberately not required: UVC webcams omit both. The
+//! camera quirks behind these choices are listed in `docs/camera-quirks.md`.
+
+mod end_scan;
+mod markers;
+
+pub(crate) use end_scan::{EndScanner, Scan, find_image_start, partial_image_start_len};
+pub(crate) use markers::IMAGE_START;
+
+use markers::{
+    Markers, SOF_BASELINE, SOF_EXTENDED, SOF_PROGRESSIVE, SOS, Token, is_unsupported_sof,
+};
 
 /// Smallest buffer worth walking. ustreamer drops camera buffers below this size as broken; the
 /// smallest real frames we produce (ffmpeg 16x16, about 280 bytes) are well above it.
@@ -22,8 +42,6 @@ pub struct JpegInfo {
     pub width: u16,
     /// Image height in pixels, from the SOF segment.
     pub height: u16,
-    /// True for a progressive (SOF2) JPEG.
-    pub progressive: bool,
     /// Length of the JPEG from SOI up to and including EOI; bytes after it are padding.
     pub len: usize,
 }
@@ -56,44 +74,10 @@ pub enum JpegError {
     },
 }
 
-/// Marker codes the walker cares about (the byte after `FF`).
-mod marker {
-    pub const SOI: u8 = 0xD8;
-    pub const EOI: u8 = 0xD9;
-    pub const SOS: u8 = 0xDA;
-    pub const TEM: u8 = 0x01;
-    pub const SOF_BASELINE: u8 = 0xC0;
-    pub const SOF_EXTENDED: u8 = 0xC1;
-    pub const SOF_PROGRESSIVE: u8 = 0xC2;
-
-    /// Restart markers `D0..=D7` carry no length.
-    pub fn is_rst(code: u8) -> bool {
-        (0xD0..=0xD7).contains(&code)
-    }
-
-    /// Frame headers browsers cannot show: lossless (C3), hierarchical (C5-C7) and every
-    /// arithmetic-coded variant (C9-CB, CD-CF). C4, C8 and CC are DHT, JPG and DAC.
-    pub fn is_unsupported_sof(code: u8) -> bool {
-        matches!(code, 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF)
-    }
-}
-
 /// What a frame header said.
 struct FrameHeader {
     width: u16,
     height: u16,
-    progressive: bool,
-}
-
-impl FrameHeader {
-    fn info(&self, len: usize) -> JpegInfo {
-        JpegInfo {
-            width: self.width,
-            height: self.height,
-            progressive: self.progressive,
-            len,
-        }
-    }
 }
 
 /// Walks `bytes` as a JPEG: SOI, segments, exactly one SOF, scan data, EOI.
@@ -111,78 +95,52 @@ pub fn inspect(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
     Ok(info)
 }
 
-/// The segment walk behind [`inspect`].
+/// The segment walk behind [`inspect`]: the marker walk, with each segment checked.
 fn walk(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
-    if !bytes.starts_with(&[0xFF, marker::SOI, 0xFF]) {
+    if !bytes.starts_with(&IMAGE_START) {
         return Err(JpegError::NotJpeg);
     }
     let mut frame: Option<FrameHeader> = None;
-    let mut scanned = false; // a scan ended at a marker (progressive: DHT/SOS follow)
-    let mut pos = 2;
+    let mut scanned = false; // a scan header was read (it needs a frame header before it)
+    let mut markers = Markers::new();
     loop {
-        // Segment walk: `pos` is where the next marker must start.
-        match bytes.get(pos) {
-            None => return Err(JpegError::Truncated("no end-of-image marker")),
-            Some(0xFF) => {}
-            Some(_) => return Err(JpegError::Malformed("stray bytes between segments")),
-        }
-        while bytes.get(pos) == Some(&0xFF) {
-            pos += 1; // `FF` fill bytes may precede any marker
-        }
-        let Some(&code) = bytes.get(pos) else {
-            return Err(JpegError::Truncated("no end-of-image marker"));
+        let (code, body) = match markers.next(bytes) {
+            Token::Segment { code, body } => (code, body),
+            Token::EndOfImage(len) => {
+                return match (frame, scanned) {
+                    (Some(FrameHeader { width, height }), true) => {
+                        Ok(JpegInfo { width, height, len })
+                    }
+                    _ => Err(JpegError::Malformed("no image data before end-of-image")),
+                };
+            }
+            Token::StartOfImage(_) => {
+                return Err(JpegError::Malformed("second start-of-image marker"));
+            }
+            Token::NeedMore(what) => return Err(JpegError::Truncated(what)),
+            Token::Malformed(why, _) => return Err(JpegError::Malformed(why)),
         };
-        pos += 1;
-        match code {
-            marker::SOI => return Err(JpegError::Malformed("second start-of-image marker")),
-            marker::EOI => match (&frame, scanned) {
-                (Some(header), true) => return Ok(header.info(pos)),
-                _ => return Err(JpegError::Malformed("no image data before end-of-image")),
-            },
-            marker::TEM => continue,
-            c if marker::is_rst(c) => continue,
-            0x00 => return Err(JpegError::Malformed("stuffed byte outside scan data")),
-            _ => {}
-        }
-        let (Some(&hi), Some(&lo)) = (bytes.get(pos), bytes.get(pos + 1)) else {
+        let Some(body) = bytes.get(body) else {
             return Err(JpegError::Truncated("segment runs past the end"));
         };
-        let seg_len = usize::from(u16::from_be_bytes([hi, lo]));
-        if seg_len < 2 {
-            return Err(JpegError::Malformed("segment length below 2"));
-        }
-        let end = pos + seg_len; // both below isize::MAX + 65535: no overflow
-        let Some(body) = bytes.get(pos + 2..end) else {
-            return Err(JpegError::Truncated("segment runs past the end"));
-        };
-        pos = end;
         match code {
-            marker::SOF_BASELINE | marker::SOF_EXTENDED | marker::SOF_PROGRESSIVE => {
+            SOF_BASELINE | SOF_EXTENDED | SOF_PROGRESSIVE => {
                 if frame.is_some() {
                     return Err(JpegError::Malformed("more than one frame header"));
                 }
-                frame = Some(read_frame_header(body, code == marker::SOF_PROGRESSIVE)?);
+                frame = Some(read_frame_header(body)?);
             }
-            c if marker::is_unsupported_sof(c) => {
+            c if is_unsupported_sof(c) => {
                 return Err(JpegError::Unsupported(
                     "lossless, hierarchical or arithmetic-coded JPEG",
                 ));
             }
-            marker::SOS => {
-                let Some(header) = &frame else {
+            SOS => {
+                if frame.is_none() {
                     return Err(JpegError::Malformed("scan before frame header"));
-                };
-                check_scan_header(body)?;
-                match skip_scan(bytes, pos) {
-                    ScanEnd::Eoi(len) => return Ok(header.info(len)),
-                    ScanEnd::Marker(at) => {
-                        scanned = true;
-                        pos = at;
-                    }
-                    ScanEnd::Truncated => {
-                        return Err(JpegError::Truncated("no end-of-image marker"));
-                    }
                 }
+                check_scan_header(body)?;
+                scanned = true;
             }
             _ => {} // APPn, COM, DQT, DHT, DRI, ...: skipped by length
         }
@@ -190,7 +148,7 @@ fn walk(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
 }
 
 /// Checks a frame header body (after the length field).
-fn read_frame_header(body: &[u8], progressive: bool) -> Result<FrameHeader, JpegError> {
+fn read_frame_header(body: &[u8]) -> Result<FrameHeader, JpegError> {
     let &[
         precision,
         h_hi,
@@ -236,11 +194,7 @@ fn read_frame_header(body: &[u8], progressive: bool) -> Result<FrameHeader, Jpeg
     if width > MAX_SIDE_PIXELS || height > MAX_SIDE_PIXELS {
         return Err(JpegError::TooLarge { width, height });
     }
-    Ok(FrameHeader {
-        width,
-        height,
-        progressive,
-    })
+    Ok(FrameHeader { width, height })
 }
 
 /// Checks a scan header body: 1 to 4 components and a matching length.
@@ -248,41 +202,6 @@ fn check_scan_header(body: &[u8]) -> Result<(), JpegError> {
     match body.first() {
         Some(&n @ 1..=4) if body.len() == 4 + 2 * usize::from(n) => Ok(()),
         _ => Err(JpegError::Malformed("bad scan header")),
-    }
-}
-
-/// Where entropy-coded data stopped.
-enum ScanEnd {
-    /// End-of-image found; the value is the offset just past it.
-    Eoi(usize),
-    /// Another marker (progressive: DHT or the next SOS) starts at this offset.
-    Marker(usize),
-    /// The buffer ended inside scan data.
-    Truncated,
-}
-
-/// Skips entropy-coded data from `pos`: `FF 00` is a stuffed byte, `FF D0..D7` a restart marker,
-/// `FF FF` fill; anything else is a real marker.
-fn skip_scan(bytes: &[u8], mut pos: usize) -> ScanEnd {
-    loop {
-        let Some(ff) = bytes
-            .get(pos..)
-            .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
-        else {
-            return ScanEnd::Truncated;
-        };
-        let at = pos + ff;
-        let mut next = at + 1;
-        while bytes.get(next) == Some(&0xFF) {
-            next += 1;
-        }
-        match bytes.get(next) {
-            None => return ScanEnd::Truncated,
-            Some(0x00) => pos = next + 1,
-            Some(&c) if marker::is_rst(c) => pos = next + 1,
-            Some(&marker::EOI) => return ScanEnd::Eoi(next + 1),
-            Some(_) => return ScanEnd::Marker(next - 1),
-        }
     }
 }
 

@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //! - [`multipart`]: the multipart state machine (delimiters, part headers, resync).
-//! - [`concat`]: back-to-back JPEGs, and the incremental end-of-image scanner both use.
+//! - [`concat`]: back-to-back JPEGs.
 //!
-//! A splitter only frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its
-//! `FF D9` (padding after it cut off); the caller validates it with [`crate::jpeg::inspect`].
+//! Neither knows JPEG structure itself: both find where an image starts and ends with
+//! [`crate::jpeg`]'s end-of-image scan, the same marker walk the validator uses. A splitter only
+//! frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its `FF D9` (padding
+//! after it cut off); the caller validates it with [`crate::jpeg::inspect`].
 //!
 //! # Memory
 //! The buffer holds at most one frame (`max_frame_bytes`), the part headers
@@ -144,6 +146,11 @@ impl Splitter {
             }
         }
     }
+}
+
+/// The rejection both splitters give for an image above the cap.
+pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
+    Piece::Rejected(format!("too large: frame exceeds {max_frame_bytes} bytes"))
 }
 
 /// The framing a `multipart/x-mixed-replace` (or `multipart/mixed`) Content-Type announces,

@@ -11,8 +11,8 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::Piece;
-use super::concat::{EndScanner, SOI, Scan, oversize, soi_prefix_len};
+use super::{Piece, oversize};
+use crate::jpeg::{EndScanner, IMAGE_START, Scan, partial_image_start_len};
 
 /// Most bytes of header lines one part may have (multipart-stream-rs uses the same 8 KiB).
 /// Above it the part is rejected and the parser resyncs, so headers can never eat memory.
@@ -242,7 +242,7 @@ impl MultipartSplitter {
                 return Step::Continue;
             }
             _ if !resync_jpeg => {}
-            0xFF => match prefix_state(&self.buf, &SOI, false) {
+            0xFF => match prefix_state(&self.buf, &IMAGE_START, false) {
                 Prefix::Yes => {
                     self.state = State::Image {
                         scanner: EndScanner::new(),
@@ -273,10 +273,9 @@ impl MultipartSplitter {
     /// `FF D8 FF` when a JPEG may start anywhere.
     fn seek_line(&mut self, resync_jpeg: bool) -> Step {
         let found = if resync_jpeg {
-            self.buf
-                .iter()
-                .enumerate()
-                .position(|(i, &b)| b == b'\n' || (b == 0xFF && self.buf[i..].starts_with(&SOI)))
+            self.buf.iter().enumerate().position(|(i, &b)| {
+                b == b'\n' || (b == 0xFF && self.buf[i..].starts_with(&IMAGE_START))
+            })
         } else {
             self.buf.iter().position(|&b| b == b'\n')
         };
@@ -296,7 +295,7 @@ impl MultipartSplitter {
             }
             None => {
                 let keep = if resync_jpeg {
-                    soi_prefix_len(&self.buf)
+                    partial_image_start_len(&self.buf)
                 } else {
                     0
                 };
@@ -340,7 +339,7 @@ impl MultipartSplitter {
     /// Reads header lines until the blank line that ends them.
     fn headers(&mut self, mut part: PartHeaders, used: usize, searched: usize) -> Step {
         // The body may start without a blank line before it (missing CRLF).
-        match prefix_state(&self.buf, &SOI, false) {
+        match prefix_state(&self.buf, &IMAGE_START, false) {
             Prefix::Yes => return self.start_body(part),
             Prefix::Maybe if !self.eof && !self.buf.is_empty() => return Step::NeedMore,
             _ => {}
@@ -471,7 +470,7 @@ impl MultipartSplitter {
             return Step::Continue;
         }
         self.state = AFTER_PART;
-        if !self.buf.starts_with(&SOI) {
+        if !self.buf.starts_with(&IMAGE_START) {
             self.buf.advance(len);
             return match kind {
                 Kind::Jpeg => Step::Piece(not_a_jpeg()),
@@ -513,7 +512,7 @@ impl MultipartSplitter {
             .take_while(|&&b| b == b'\r' || b == b'\n')
             .count();
         self.buf.advance(blank);
-        match prefix_state(&self.buf, &SOI, false) {
+        match prefix_state(&self.buf, &IMAGE_START, false) {
             Prefix::Yes => {
                 self.state = State::Image {
                     scanner: EndScanner::new(),
@@ -958,7 +957,7 @@ mod tests {
         raw.extend_from_slice(b"0\r\n\r\n");
         for piece in split(&b(), MAX, raw.chunks(100)) {
             if let Piece::Frame(frame) = piece {
-                assert!(frame.starts_with(&SOI) && frame.ends_with(&[0xFF, 0xD9]));
+                assert!(frame.starts_with(&IMAGE_START) && frame.ends_with(&[0xFF, 0xD9]));
             }
         }
     }
