@@ -21,7 +21,7 @@ use super::AppState;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::hub::{Channel, Feed};
-use crate::mjpeg::{self, Framing};
+use crate::mjpeg::{self, ContentType, Framing};
 use crate::split_publisher::SplitPublisher;
 use crate::stream_name::StreamName;
 
@@ -87,11 +87,8 @@ fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
     if let Some(framing) = mjpeg::multipart_framing(content_type) {
         return Ok(Upload::Continuous(Some(framing)));
     }
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
+    let essence = ContentType::parse(content_type)
+        .essence()
         .to_ascii_lowercase();
     match essence.as_str() {
         "image/jpeg" | "image/jpg" | "image/pjpeg" => Ok(Upload::Single),

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`multipart`]: the multipart state machine (delimiters, part headers, resync).
 //! - [`concat`]: back-to-back JPEGs.
+//! - [`ContentType`]: the one reading of a Content-Type value, for uploads, cameras and parts.
 //!
 //! Neither knows JPEG structure itself: both find where an image starts and ends with
 //! [`crate::jpeg`]'s end-of-image scan, the same marker walk the validator uses. A splitter only
@@ -19,7 +20,10 @@
 use bytes::Bytes;
 
 mod concat;
+mod content_type;
 pub mod multipart;
+
+pub use content_type::ContentType;
 
 /// One thing a splitter found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,60 +158,9 @@ pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
 }
 
 /// The framing a `multipart/x-mixed-replace` (or `multipart/mixed`) Content-Type announces,
-/// with its boundary if it names one; `None` for any other type.
+/// with its boundary if it names one; `None` for any other type (see [`ContentType`]).
 pub fn multipart_framing(content_type: &str) -> Option<Framing> {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    let multipart = essence.eq_ignore_ascii_case("multipart/x-mixed-replace")
-        || essence.eq_ignore_ascii_case("multipart/mixed");
-    multipart.then(|| Framing::Multipart(boundary_from_content_type(content_type)))
-}
-
-/// Reads the boundary from a `multipart/...; boundary=...` Content-Type value.
-///
-/// RFC 2045 parameters: the name in any case, the value a token or a quoted string (with `\`
-/// escapes), other parameters around it, with or without spaces. The value is returned as
-/// written, dashes included (the splitter accepts `--b` and `----b` lines for `boundary=--b`).
-pub fn boundary_from_content_type(value: &str) -> Option<String> {
-    let (_media_type, mut rest) = value.split_once(';')?;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c == ';' || c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return None;
-        }
-        let name_end = rest.find(['=', ';']).unwrap_or(rest.len());
-        let name = rest[..name_end].trim();
-        rest = &rest[name_end..];
-        let Some(after_eq) = rest.strip_prefix('=') else {
-            continue; // a parameter without a value
-        };
-        let after_eq = after_eq.trim_start();
-        let param;
-        if let Some(quoted) = after_eq.strip_prefix('"') {
-            let mut unquoted = String::new();
-            let mut end = quoted.len();
-            let mut chars = quoted.char_indices();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => unquoted.extend(chars.next().map(|(_, escaped)| escaped)),
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    _ => unquoted.push(c),
-                }
-            }
-            param = unquoted;
-            rest = &quoted[end..];
-        } else {
-            let end = after_eq.find(|c: char| c == ';' || c.is_ascii_whitespace());
-            let end = end.unwrap_or(after_eq.len());
-            param = after_eq[..end].to_owned();
-            rest = &after_eq[end..];
-        }
-        if name.eq_ignore_ascii_case("boundary") && !param.is_empty() {
-            return Some(param);
-        }
-    }
+    ContentType::parse(content_type).multipart_framing()
 }
 
 /// Bytes a caller gathers before giving up on [`sniff`]: enough for a delimiter line.
@@ -291,55 +244,6 @@ pub(crate) mod tests {
                 Piece::Frame(_) => None,
             })
             .collect()
-    }
-
-    #[test]
-    fn q4_boundary_parameter_forms() {
-        let cases = [
-            ("multipart/x-mixed-replace; boundary=ffmpeg", Some("ffmpeg")),
-            ("multipart/x-mixed-replace;boundary=ffmpeg", Some("ffmpeg")),
-            ("multipart/x-mixed-replace; BOUNDARY=Ab", Some("Ab")),
-            (
-                "multipart/x-mixed-replace; boundary=\"x y;z\"",
-                Some("x y;z"),
-            ),
-            (
-                "multipart/x-mixed-replace; boundary=\"a\\\"b\"; charset=x",
-                Some("a\"b"),
-            ),
-            (
-                "multipart/x-mixed-replace; charset=\"a;boundary=no\"; boundary=yes",
-                Some("yes"),
-            ),
-            (
-                "multipart/x-mixed-replace; charset=utf-8;boundary=b2 ; x=y",
-                Some("b2"),
-            ),
-            (
-                "multipart/x-mixed-replace; boundary = spaced",
-                Some("spaced"),
-            ),
-            (
-                "multipart/x-mixed-replace; flag; boundary=after-flag",
-                Some("after-flag"),
-            ),
-            (
-                "multipart/x-mixed-replace;boundary=--myboundary",
-                Some("--myboundary"),
-            ),
-            ("multipart/x-mixed-replace", None),
-            ("multipart/x-mixed-replace; boundary=", None),
-            ("multipart/x-mixed-replace; boundary=\"\"", None),
-            ("multipart/x-mixed-replace; notboundary=x", None),
-            ("", None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(
-                boundary_from_content_type(value).as_deref(),
-                want,
-                "{value}"
-            );
-        }
     }
 
     #[test]

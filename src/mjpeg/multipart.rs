@@ -11,7 +11,7 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::{Piece, oversize};
+use super::{ContentType, Piece, oversize};
 use crate::jpeg::{EndScanner, IMAGE_START, Scan, partial_image_start_len};
 
 /// Most bytes of header lines one part may have (multipart-stream-rs uses the same 8 KiB).
@@ -639,17 +639,13 @@ fn trim_start_dashes(bytes: &[u8]) -> &[u8] {
     &bytes[dashes..]
 }
 
-/// Classifies a Content-Type value by its media type (parameters ignored).
+/// Classifies a part's Content-Type value by its media type (parameters ignored).
 fn kind_of(value: &[u8]) -> Kind {
-    let media = value
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if media.is_empty() {
+    let value = String::from_utf8_lossy(value);
+    let content_type = ContentType::parse(&value);
+    if content_type.essence().is_empty() {
         Kind::Unlabelled
-    } else if media.eq_ignore_ascii_case(b"image/jpeg") || media.eq_ignore_ascii_case(b"image/jpg")
-    {
+    } else if content_type.is("image/jpeg") || content_type.is("image/jpg") {
         Kind::Jpeg
     } else {
         Kind::Other
@@ -772,9 +768,9 @@ mod tests {
 
     #[test]
     fn q4_quoted_boundary_from_content_type() {
-        let framing = Framing::Multipart(crate::mjpeg::boundary_from_content_type(
-            "multipart/x-mixed-replace;charset=x; boundary=\"b\"",
-        ));
+        let framing = Framing::Multipart(
+            ContentType::parse("multipart/x-mixed-replace;charset=x; boundary=\"b\"").boundary(),
+        );
         let frames_in = jpegs(2);
         let input = [part(&frames_in[0], true), part(&frames_in[1], false)].concat();
         assert_eq!(frames(&split_everywhere(&framing, MAX, &input)), frames_in);
