@@ -21,7 +21,7 @@ use super::AppState;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::hub::{Channel, Feed};
-use crate::mjpeg::{self, ContentType, Framing};
+use crate::mjpeg::{self, ContentType, Framing, Sniff, Sniffer};
 use crate::split_publisher::SplitPublisher;
 use crate::stream_name::StreamName;
 
@@ -125,17 +125,23 @@ async fn read_continuous(
 ) -> Result<Json<Value>, Error> {
     let limit = state.config.max_frame_bytes;
 
-    let mut head = BytesMut::new();
+    // Without a framing from the Content-Type, the first bytes must tell it: unlike a source,
+    // an upload that does not say what it is gets an answer rather than a guess.
+    let mut sniffer = Sniffer::new();
     let framing = match framing {
         Some(framing) => framing,
         None => loop {
-            if let Some(framing) = mjpeg::sniff(&head) {
-                break framing;
-            }
-            match next_chunk(state, &mut body).await? {
-                Some(chunk) if head.len() < mjpeg::SNIFF_BYTES => head.extend_from_slice(&chunk),
-                _ if head.is_empty() => return Err(Error::BadBody("empty body".into())),
-                _ => {
+            let sniffed = match next_chunk(state, &mut body).await? {
+                Some(chunk) => sniffer.push(&chunk),
+                None if sniffer.head().is_empty() => {
+                    return Err(Error::BadBody("empty body".into()));
+                }
+                None => Sniff::Unknown,
+            };
+            match sniffed {
+                Sniff::Known(framing) => break framing,
+                Sniff::NeedMore => {}
+                Sniff::Unknown => {
                     return Err(Error::BadBody(
                         "cannot tell the body's framing: it neither starts with a --boundary line \
                          (multipart) nor with FF D8 (JPEG); set Content-Type to image/jpeg or \
@@ -146,6 +152,7 @@ async fn read_continuous(
             }
         },
     };
+    let head = sniffer.take_head();
 
     let mut publisher = SplitPublisher::new(framing, limit, channel.clone());
     publisher.push(&head);

@@ -5,6 +5,7 @@
 //! - [`multipart`]: the multipart state machine (delimiters, part headers, resync).
 //! - [`concat`]: back-to-back JPEGs.
 //! - [`ContentType`]: the one reading of a Content-Type value, for uploads, cameras and parts.
+//! - [`Sniffer`]: the one rule for telling the framing from the first bytes when nothing says.
 //!
 //! Neither knows JPEG structure itself: both find where an image starts and ends with
 //! [`crate::jpeg`]'s end-of-image scan, the same marker walk the validator uses. A splitter only
@@ -22,8 +23,10 @@ use bytes::Bytes;
 mod concat;
 mod content_type;
 pub mod multipart;
+mod sniff;
 
 pub use content_type::ContentType;
+pub use sniff::{SNIFF_BYTES, Sniff, Sniffer, sniff};
 
 /// One thing a splitter found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +60,9 @@ pub struct Splitter {
 enum Inner {
     Multipart(multipart::MultipartSplitter),
     Concatenated(concat::ConcatSplitter),
-    /// The framing is still unknown: the first bytes, kept until [`sniff`] can tell.
+    /// The framing is still unknown: the first bytes, kept until they tell it.
     Sniffing {
-        head: Vec<u8>,
+        sniffer: Sniffer,
         max_frame_bytes: usize,
     },
 }
@@ -79,12 +82,12 @@ impl Splitter {
         Self { inner }
     }
 
-    /// Creates a splitter whose framing the first bytes tell (see [`sniff`]); bytes that tell
-    /// nothing within [`SNIFF_BYTES`] mean bare JPEGs, whose splitter resynchronises on the
-    /// next start-of-image.
+    /// Creates a splitter whose framing the first bytes tell ([`Sniffer`]); bytes that tell
+    /// nothing ([`Sniff::Unknown`]) mean bare JPEGs, whose splitter resynchronises on the next
+    /// start-of-image.
     pub fn sniffing(max_frame_bytes: usize) -> Self {
         let inner = Inner::Sniffing {
-            head: Vec::new(),
+            sniffer: Sniffer::new(),
             max_frame_bytes,
         };
         Self { inner }
@@ -96,16 +99,15 @@ impl Splitter {
             Inner::Multipart(m) => m.push(chunk),
             Inner::Concatenated(c) => c.push(chunk),
             Inner::Sniffing {
-                head,
+                sniffer,
                 max_frame_bytes,
             } => {
-                head.extend_from_slice(chunk);
-                let framing = match sniff(head) {
-                    Some(framing) => framing,
-                    None if head.len() >= SNIFF_BYTES => Framing::Concatenated,
-                    None => return,
+                let framing = match sniffer.push(chunk) {
+                    Sniff::Known(framing) => framing,
+                    Sniff::Unknown => Framing::Concatenated,
+                    Sniff::NeedMore => return,
                 };
-                let head = std::mem::take(head);
+                let head = sniffer.take_head();
                 *self = Splitter::new(framing, *max_frame_bytes);
                 self.push(&head);
             }
@@ -128,7 +130,7 @@ impl Splitter {
         match &self.inner {
             Inner::Multipart(m) => m.buffered_bytes(),
             Inner::Concatenated(c) => c.buffered_bytes(),
-            Inner::Sniffing { head, .. } => head.len(),
+            Inner::Sniffing { sniffer, .. } => sniffer.head().len(),
         }
     }
 
@@ -139,11 +141,11 @@ impl Splitter {
             Inner::Multipart(m) => m.finish(),
             Inner::Concatenated(c) => c.finish(),
             Inner::Sniffing {
-                head,
+                sniffer,
                 max_frame_bytes,
             } => {
                 // Too short to tell: whatever there is can only be bare JPEGs.
-                let head = std::mem::take(head);
+                let head = sniffer.take_head();
                 *self = Splitter::new(Framing::Concatenated, *max_frame_bytes);
                 self.push(&head);
                 self.finish()
@@ -161,35 +163,6 @@ pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
 /// with its boundary if it names one; `None` for any other type (see [`ContentType`]).
 pub fn multipart_framing(content_type: &str) -> Option<Framing> {
     ContentType::parse(content_type).multipart_framing()
-}
-
-/// Bytes a caller gathers before giving up on [`sniff`]: enough for a delimiter line.
-pub const SNIFF_BYTES: usize = 64;
-
-/// Guesses the framing from the first bytes of a body without a Content-Type.
-///
-/// After optional blank lines: `--` starts multipart (the boundary comes from that line if it
-/// is complete), `FF D8` starts concatenated JPEGs, and a `Content-` header line is a multipart
-/// body without its first delimiter (Q6; the boundary is learned later). Otherwise `None`.
-pub fn sniff(first_bytes: &[u8]) -> Option<Framing> {
-    let start = first_bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
-    let body = &first_bytes[start..];
-    if body.starts_with(b"--") {
-        let boundary = body
-            .iter()
-            .position(|&b| b == b'\n')
-            .and_then(|end| multipart::boundary_token(&body[..end]))
-            .map(|token| String::from_utf8_lossy(token).into_owned());
-        return Some(Framing::Multipart(boundary));
-    }
-    if body.starts_with(&[0xFF, 0xD8]) {
-        return Some(Framing::Concatenated);
-    }
-    let prefix = b"content-";
-    if body.len() >= prefix.len() && body[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        return Some(Framing::Multipart(None));
-    }
-    None
 }
 
 #[cfg(test)]
@@ -244,31 +217,6 @@ pub(crate) mod tests {
                 Piece::Frame(_) => None,
             })
             .collect()
-    }
-
-    #[test]
-    fn q2_sniff_learns_boundary_from_first_line() {
-        assert_eq!(
-            sniff(b"--ffmpeg\r\nContent-type: image/jpeg\r\n"),
-            Some(Framing::Multipart(Some("ffmpeg".into())))
-        );
-        assert_eq!(
-            sniff(b"\r\n\r\n--b--\n"),
-            Some(Framing::Multipart(Some("b".into())))
-        );
-        assert_eq!(sniff(b"--ffmp"), Some(Framing::Multipart(None)));
-        assert_eq!(
-            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Some(Framing::Concatenated)
-        );
-        assert_eq!(sniff(b"\r\n\xFF\xD8"), Some(Framing::Concatenated));
-        assert_eq!(
-            sniff(b"Content-Type: image/jpeg\r\n"),
-            Some(Framing::Multipart(None))
-        );
-        assert_eq!(sniff(b"\x89PNG\r\n"), None);
-        assert_eq!(sniff(b"\r\n"), None);
-        assert_eq!(sniff(b""), None);
     }
 
     #[test]
