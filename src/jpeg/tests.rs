@@ -42,7 +42,7 @@ fn grayscale_and_cmyk_component_counts() {
 }
 
 #[test]
-fn q15_no_dht_uvc_frame_passes() {
+fn a_uvc_frame_without_huffman_tables_passes() {
     let jpeg = no_dht_jpeg(32, 32, 4);
     assert!(!jpeg.windows(2).any(|w| w == [0xFF, 0xC4]));
     assert_eq!(inspect(&jpeg).unwrap().len, jpeg.len());
@@ -261,7 +261,7 @@ fn truncated_is_reported() {
 }
 
 #[test]
-fn q13_trailing_bytes_after_eoi_allowed() {
+fn bytes_after_end_of_image_are_allowed_and_cut_off() {
     let jpeg = sample_jpeg(16, 16, 17);
     let mut padded = jpeg.clone();
     padded.extend_from_slice(&[0; 16]);

@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn q14_truncated_frame_is_rejected_and_next_one_kept() {
+    fn a_truncated_frame_is_rejected_and_the_next_one_kept() {
         let (a, b) = (
             samples::sample_jpeg(16, 16, 9),
             samples::sample_jpeg(16, 16, 10),
