@@ -7,10 +7,13 @@
 //! - [`ContentType`]: the one reading of a Content-Type value, for uploads, cameras and parts.
 //! - [`Sniffer`]: the one rule for telling the framing from the first bytes when nothing says.
 //!
-//! Neither knows JPEG structure itself: both find where an image starts and ends with
+//! The splitters know no JPEG structure themselves: both find where an image starts and ends with
 //! [`crate::jpeg`]'s end-of-image scan, the same marker walk the validator uses. A splitter only
 //! frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its `FF D9` (padding
 //! after it cut off); the caller validates it with [`crate::jpeg::inspect`].
+//!
+//! Both splitters are tolerant on purpose: cameras and muxers bend the framing in many ways,
+//! listed with who does what and how each is handled in `docs/camera-quirks.md`.
 //!
 //! # Memory
 //! The buffer holds at most one frame (`max_frame_bytes`), the part headers

@@ -2,12 +2,13 @@
 //! tolerant state machine that finds each JPEG part, resyncs after damage, and never buffers
 //! more than one frame.
 //!
-//! Tolerated (see the quirk list Q1–Q20 in `notes/reliability.md` §2): any case in header
-//! names, LF or CRLF lines, missing or extra blank lines, repeated delimiters, `--b--` mid-stream,
-//! a boundary written with extra dashes, no first delimiter (headers first, or raw JPEG), a
-//! header glued to the delimiter, missing or wrong Content-Length, padding after EOI, and parts
-//! that are not JPEGs (skipped without a report). The part's JPEG is cut out from its `FF D8` to
-//! its `FF D9`; everything between parts is thrown away as it is read.
+//! Tolerated: any case in header names, LF or CRLF lines, missing or extra blank lines,
+//! repeated delimiters, `--b--` mid-stream, a boundary written with extra dashes, no first
+//! delimiter (headers first, or raw JPEG), a header glued to the delimiter, missing or wrong
+//! Content-Length, padding after EOI, and parts that are not JPEGs (skipped without a report).
+//! The part's JPEG is cut out from its `FF D8` to its `FF D9`; everything between parts is
+//! thrown away as it is read. Which cameras and muxers do what, and the test that covers each
+//! habit, is listed in `docs/camera-quirks.md`.
 
 use bytes::{Buf, BytesMut};
 
@@ -22,8 +23,9 @@ pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 /// characters; the slack covers extra dashes, a closing `--` and transport padding.
 pub const MAX_DELIMITER_LINE: usize = 256;
 
-/// The header prefix that starts a part without a delimiter (Q6, Q9): `Content-Type`,
-/// `Content-Length`. Matched case-insensitively at the start of a line while resyncing.
+/// The header prefix that starts a part without a delimiter (ESP32 sketches, AXIS cameras):
+/// `Content-Type`, `Content-Length`. Matched case-insensitively at the start of a line while
+/// resyncing.
 const HEADER_PREFIX: &[u8] = b"content-";
 
 /// What a part's `Content-Type` says it holds.
@@ -308,7 +310,7 @@ impl MultipartSplitter {
 
     /// Checks whether the first `line_len` bytes (a line, without its LF) are a delimiter.
     /// Returns how many bytes to consume: the whole line, or only up to a header glued to the
-    /// delimiter (Q7: `--boundaryContent-Type: image/jpeg`). Learns the boundary if unknown.
+    /// delimiter (`--boundaryContent-Type: image/jpeg`). Learns the boundary if unknown.
     fn delimiter(&mut self, line_len: usize) -> Option<usize> {
         let line = trim_cr(&self.buf[..line_len]);
         let after_dashes = trim_start_dashes(line);
@@ -318,7 +320,7 @@ impl MultipartSplitter {
         match &self.boundary {
             Some(boundary) => {
                 let rest = after_dashes.strip_prefix(boundary.as_slice())?;
-                let rest = rest.strip_prefix(b"--").unwrap_or(rest); // `--b--` mid-stream (Q10)
+                let rest = rest.strip_prefix(b"--").unwrap_or(rest); // `--b--` mid-stream
                 if rest.trim_ascii().is_empty() {
                     return Some(line_len + 1);
                 }
@@ -389,7 +391,7 @@ impl MultipartSplitter {
         if self.buf.starts_with(b"--")
             && let Some(consume) = self.delimiter(lf)
         {
-            // A repeated delimiter (Q5): start the part afresh.
+            // A repeated delimiter (Foscam): start the part afresh.
             self.buf.advance(consume);
             self.state = State::Headers {
                 part: PartHeaders::new(),
@@ -436,7 +438,7 @@ impl MultipartSplitter {
                 }
             }
             (_, Some(n)) if n > max as u64 => {
-                // Q19: compared before anything is buffered; the part is skipped by delimiter.
+                // Compared before anything is buffered; the part is skipped by delimiter.
                 self.state = State::Seek {
                     line_start: true,
                     resync_jpeg: false,
@@ -480,7 +482,7 @@ impl MultipartSplitter {
         match EndScanner::new().scan(&self.buf[..len]) {
             Scan::End(end) => {
                 let frame = self.buf.split_to(end).freeze();
-                self.buf.advance(len - end); // padding after EOI (Q13)
+                self.buf.advance(len - end); // padding after EOI
                 Step::Piece(Piece::Frame(frame))
             }
             Scan::NewImage(at) => {

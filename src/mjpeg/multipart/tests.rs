@@ -1,5 +1,5 @@
-//! Tests of the multipart splitter, one per camera or muxer habit it must survive, plus its
-//! limits: oversize parts and headers, memory, resync.
+//! Tests of the multipart splitter, one per camera or muxer habit it must survive (see
+//! `docs/camera-quirks.md`), plus its limits: oversize parts and headers, memory, resync.
 
 use super::*;
 use crate::jpeg::{self, samples};
