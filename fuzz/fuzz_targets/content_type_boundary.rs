@@ -1,14 +1,14 @@
-//! `boundary_from_content_type` and `sniff` on arbitrary text: no panic, and the boundary
+//! `ContentType`'s boundary and `sniff` on arbitrary text: no panic, and the boundary
 //! comes back from its quoted or token form.
 
 #![no_main]
 
-use framecast::mjpeg::{self, Framing};
+use framecast::mjpeg::{self, ContentType, Framing};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Some(boundary) = mjpeg::boundary_from_content_type(&text) {
+    if let Some(boundary) = ContentType::parse(&text).boundary() {
         assert!(!boundary.is_empty());
     }
     if !text.is_empty() {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
         let header = format!("multipart/x-mixed-replace; boundary=\"{escaped}\"; x=y");
         assert_eq!(
-            mjpeg::boundary_from_content_type(&header).as_deref(),
+            ContentType::parse(&header).boundary().as_deref(),
             Some(&*text)
         );
         // A token (no space, `;` or quote; no leading whitespace of any kind, which the
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         if token {
             let header = format!("multipart/x-mixed-replace;boundary={text}");
             assert_eq!(
-                mjpeg::boundary_from_content_type(&header).as_deref(),
+                ContentType::parse(&header).boundary().as_deref(),
                 Some(&*text)
             );
         }

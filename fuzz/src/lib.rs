@@ -10,8 +10,9 @@ use framecast::jpeg;
 use framecast::mjpeg::multipart::MAX_PART_HEADER_BYTES;
 use framecast::mjpeg::{Framing, Piece, Splitter};
 
-/// Frame caps an input may pick: 64 KiB as in the brief, and small ones so that inputs of a
-/// few KiB reach the oversize paths.
+/// Frame caps an input may pick: 64 KiB, the longest input `run.sh` lets libFuzzer make (so
+/// the cap never cuts a frame there), and small ones so that inputs of a few KiB reach the
+/// oversize paths.
 pub const MAX_FRAME_CHOICES: [usize; 4] = [64 * 1024, 64 * 1024, 4096, 300];
 
 /// The chunk size a `0xFF` chunk byte stands for: bigger than most inputs (one-shot-like).

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::error::Error;
 use crate::hub::{SourceKind, Stream};
-use crate::mjpeg::{self, Framing};
+use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
 use crate::publish::{SplitPublisher, publish_jpeg};
 use crate::stream_name::StreamName;
 
@@ -82,15 +82,11 @@ fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
     let Some(content_type) = content_type else {
         return Ok(Upload::Continuous(None));
     };
-    if let Some(framing) = mjpeg::multipart_framing(content_type) {
+    let parsed = ContentType::parse(content_type);
+    if let Some(framing) = parsed.multipart_framing() {
         return Ok(Upload::Continuous(Some(framing)));
     }
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = parsed.essence().to_ascii_lowercase();
     match essence.as_str() {
         "image/jpeg" | "image/jpg" | "image/pjpeg" => Ok(Upload::Single),
         // These say "a stream of bytes": the first bytes tell multipart from bare JPEGs.
@@ -126,17 +122,23 @@ async fn read_continuous(
 ) -> Result<Json<Value>, Error> {
     let limit = state.config.max_frame_bytes;
 
-    let mut head = BytesMut::new();
+    // Without a framing from the Content-Type, the first bytes must tell it: unlike a source,
+    // an upload that does not say what it is gets an answer rather than a guess.
+    let mut sniffer = Sniffer::new();
     let framing = match framing {
         Some(framing) => framing,
         None => loop {
-            if let Some(framing) = mjpeg::sniff(&head) {
-                break framing;
-            }
-            match next_chunk(state, &mut body).await? {
-                Some(chunk) if head.len() < mjpeg::SNIFF_BYTES => head.extend_from_slice(&chunk),
-                _ if head.is_empty() => return Err(Error::BadBody("empty body".into())),
-                _ => {
+            let sniffed = match next_chunk(state, &mut body).await? {
+                Some(chunk) => sniffer.push(&chunk),
+                None if sniffer.head().is_empty() => {
+                    return Err(Error::BadBody("empty body".into()));
+                }
+                None => Sniff::Unknown,
+            };
+            match sniffed {
+                Sniff::Known(framing) => break framing,
+                Sniff::NeedMore => {}
+                Sniff::Unknown => {
                     return Err(Error::BadBody(
                         "cannot tell the body's framing: it neither starts with a --boundary line \
                          (multipart) nor with FF D8 (JPEG); set Content-Type to image/jpeg or \
@@ -147,6 +149,7 @@ async fn read_continuous(
             }
         },
     };
+    let head = sniffer.take_head();
 
     let mut publisher = SplitPublisher::new(framing, limit, stream.clone());
     publisher.push(&head);

@@ -1,152 +1,11 @@
-//! Concatenated JPEGs (`ffmpeg -f mjpeg`, camera dumps): finds where each image ends by following
-//! its structure, because a plain `FF D8`/`FF D9` search cuts frames at EXIF thumbnails.
-//!
-//! [`EndScanner`] is the incremental structure walk (segments by length up to SOS, then entropy
-//! data up to EOI); the multipart splitter reuses it for parts without a usable Content-Length.
+//! Concatenated JPEGs (`ffmpeg -f mjpeg`, camera dumps, files): each image ends where its
+//! structure says ([`EndScanner`]), because a plain `FF D8`/`FF D9` search cuts frames at EXIF
+//! thumbnails; junk between images is dropped up to the next start of image.
 
 use bytes::{Buf, BytesMut};
 
-use super::Piece;
-
-/// The start-of-image marker plus the first byte of the next marker: what a resync looks for.
-pub(crate) const SOI: [u8; 3] = [0xFF, 0xD8, 0xFF];
-
-/// What [`EndScanner::scan`] found in the bytes it has been given so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scan {
-    /// The image is not finished yet.
-    NeedMore,
-    /// The image ends just before this offset (past its `FF D9`).
-    End(usize),
-    /// Another image starts (`FF D8`) at this offset before this one ended: this one is truncated.
-    NewImage(usize),
-    /// The structure is broken at this offset.
-    Malformed(&'static str, usize),
-}
-
-/// Incremental end-of-image finder for one image whose `FF D8` is at offset 0 of the buffer.
-///
-/// The caller passes the image's bytes, growing between calls; the scanner remembers how far it
-/// got, so finding the end costs time linear in the image size however the bytes are chunked.
-#[derive(Debug, Clone)]
-pub(crate) struct EndScanner {
-    /// Next offset to look at. In the segment walk it may lie beyond the bytes seen so far (a
-    /// segment length announced more data); in scan data it always points at unseen bytes or
-    /// at an `FF` whose follower has not arrived.
-    pos: usize,
-    /// True inside entropy-coded scan data.
-    in_scan: bool,
-    /// Offset just past the first scan header: everything before it (APPn, EXIF thumbnails)
-    /// was skipped by length and must not be searched for markers when resyncing.
-    first_scan: Option<usize>,
-}
-
-impl EndScanner {
-    /// Starts after the image's `FF D8`.
-    pub(crate) fn new() -> Self {
-        Self {
-            pos: 2,
-            in_scan: false,
-            first_scan: None,
-        }
-    }
-
-    /// How many bytes are known to belong to the image (may exceed what has arrived).
-    pub(crate) fn known_len(&self) -> usize {
-        self.pos
-    }
-
-    /// Where a resync may start searching: past the length-skipped header segments, which
-    /// may run past the bytes that have arrived.
-    pub(crate) fn resume_point(&self) -> usize {
-        self.first_scan.unwrap_or(self.pos)
-    }
-
-    /// The caller dropped the first `n` bytes of the image (they were examined already).
-    fn rebase(&mut self, n: usize) {
-        self.pos -= n;
-        self.first_scan = self.first_scan.map(|at| at.saturating_sub(n));
-    }
-
-    /// Continues the walk over `image`, which starts with the image's `FF D8`.
-    pub(crate) fn scan(&mut self, image: &[u8]) -> Scan {
-        loop {
-            if self.in_scan {
-                let Some(ff) = image
-                    .get(self.pos..)
-                    .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
-                else {
-                    self.pos = self.pos.max(image.len());
-                    return Scan::NeedMore;
-                };
-                let at = self.pos + ff;
-                match image.get(at + 1) {
-                    None => {
-                        self.pos = at;
-                        return Scan::NeedMore;
-                    }
-                    Some(0x00 | 0xD0..=0xD7) => self.pos = at + 2, // stuffed byte, restart marker
-                    Some(0xFF) => self.pos = at + 1,               // fill byte
-                    Some(0xD9) => return Scan::End(at + 2),
-                    Some(0xD8) => return Scan::NewImage(at),
-                    Some(_) => {
-                        // Progressive: DHT or the next SOS between scans.
-                        self.pos = at;
-                        self.in_scan = false;
-                    }
-                }
-            } else {
-                let at = self.pos;
-                match image.get(at) {
-                    None => return Scan::NeedMore,
-                    Some(0xFF) => {}
-                    Some(_) => return Scan::Malformed("stray bytes between segments", at),
-                }
-                let Some(&code) = image.get(at + 1) else {
-                    return Scan::NeedMore;
-                };
-                match code {
-                    0xFF => self.pos = at + 1, // fill byte
-                    0xD8 => return Scan::NewImage(at),
-                    0xD9 => return Scan::End(at + 2),
-                    0x01 | 0xD0..=0xD7 => self.pos = at + 2, // no length field
-                    0x00 => return Scan::Malformed("stuffed byte outside scan data", at),
-                    _ => {
-                        let (Some(&hi), Some(&lo)) = (image.get(at + 2), image.get(at + 3)) else {
-                            return Scan::NeedMore;
-                        };
-                        let seg_len = usize::from(u16::from_be_bytes([hi, lo]));
-                        if seg_len < 2 {
-                            return Scan::Malformed("segment length below 2", at);
-                        }
-                        self.pos = at + 2 + seg_len;
-                        if code == 0xDA {
-                            self.in_scan = true;
-                            self.first_scan.get_or_insert(self.pos);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Finds the first `FF D8 FF` in `bytes`.
-pub(crate) fn find_soi(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(SOI.len()).position(|w| w == SOI)
-}
-
-/// How many bytes at the end of `bytes` could be the start of an `FF D8 FF` that has not fully
-/// arrived yet (kept when the rest is thrown away).
-pub(crate) fn soi_prefix_len(bytes: &[u8]) -> usize {
-    if bytes.ends_with(&SOI[..2]) {
-        2
-    } else if bytes.ends_with(&SOI[..1]) {
-        1
-    } else {
-        0
-    }
-}
+use super::{Piece, oversize};
+use crate::jpeg::{EndScanner, Scan, find_image_start, partial_image_start_len};
 
 /// Where the splitter is.
 #[derive(Debug)]
@@ -198,7 +57,7 @@ impl ConcatSplitter {
     pub(crate) fn next_piece(&mut self) -> Option<Piece> {
         loop {
             match &mut self.state {
-                State::Seek => match find_soi(&self.buf) {
+                State::Seek => match find_image_start(&self.buf) {
                     Some(at) => {
                         self.buf.advance(at);
                         self.state = image_state();
@@ -207,7 +66,7 @@ impl ConcatSplitter {
                         let keep = if self.eof {
                             0
                         } else {
-                            soi_prefix_len(&self.buf)
+                            partial_image_start_len(&self.buf)
                         };
                         self.buf.advance(self.buf.len() - keep);
                         return None;
@@ -292,15 +151,10 @@ fn image_state() -> State {
     }
 }
 
-/// The rejection for an image above the cap.
-pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
-    Piece::Rejected(format!("too large: frame exceeds {max_frame_bytes} bytes"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jpeg::{self, tests as samples};
+    use crate::jpeg::{self, samples};
     use crate::mjpeg::Framing;
     use crate::mjpeg::tests::{frames, rejections, split, split_everywhere};
     use proptest::prelude::*;
@@ -365,7 +219,7 @@ mod tests {
         let input = concat(&[
             b"junk before\r\n\xFF\xD9\xFF\xFF\x00",
             &a,
-            &[0; 16],        // Q13: ESP32 pads frames
+            &[0; 16],        // ESP32 cameras pad frames
             b"\xFF\xD8\x00", // an SOI not followed by a marker
             &b,
             b"\xFF",
@@ -375,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn q14_truncated_frame_is_rejected_and_next_one_kept() {
+    fn a_truncated_frame_is_rejected_and_the_next_one_kept() {
         let (a, b) = (
             samples::sample_jpeg(16, 16, 9),
             samples::sample_jpeg(16, 16, 10),

@@ -3,10 +3,17 @@
 //!
 //! # Layout
 //! - [`multipart`]: the multipart state machine (delimiters, part headers, resync).
-//! - [`concat`]: back-to-back JPEGs, and the incremental end-of-image scanner both use.
+//! - [`concat`]: back-to-back JPEGs.
+//! - [`ContentType`]: the one reading of a Content-Type value, for uploads, cameras and parts.
+//! - [`Sniffer`]: the one rule for telling the framing from the first bytes when nothing says.
 //!
-//! A splitter only frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its
-//! `FF D9` (padding after it cut off); the caller validates it with [`crate::jpeg::inspect`].
+//! The splitters know no JPEG structure themselves: both find where an image starts and ends with
+//! [`crate::jpeg`]'s end-of-image scan, the same marker walk the validator uses. A splitter only
+//! frames: each [`Piece::Frame`] is one candidate image from its `FF D8` to its `FF D9` (padding
+//! after it cut off); the caller validates it with [`crate::jpeg::inspect`].
+//!
+//! Both splitters are tolerant on purpose: cameras and muxers bend the framing in many ways,
+//! listed with who does what and how each is handled in `docs/camera-quirks.md`.
 //!
 //! # Memory
 //! The buffer holds at most one frame (`max_frame_bytes`), the part headers
@@ -17,7 +24,12 @@
 use bytes::Bytes;
 
 mod concat;
+mod content_type;
 pub mod multipart;
+mod sniff;
+
+pub use content_type::ContentType;
+pub use sniff::{SNIFF_BYTES, Sniff, Sniffer, sniff};
 
 /// One thing a splitter found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +63,9 @@ pub struct Splitter {
 enum Inner {
     Multipart(multipart::MultipartSplitter),
     Concatenated(concat::ConcatSplitter),
-    /// The framing is still unknown: the first bytes, kept until [`sniff`] can tell.
+    /// The framing is still unknown: the first bytes, kept until they tell it.
     Sniffing {
-        head: Vec<u8>,
+        sniffer: Sniffer,
         max_frame_bytes: usize,
     },
 }
@@ -73,12 +85,12 @@ impl Splitter {
         Self { inner }
     }
 
-    /// Creates a splitter whose framing the first bytes tell (see [`sniff`]); bytes that tell
-    /// nothing within [`SNIFF_BYTES`] mean bare JPEGs, whose splitter resynchronises on the
-    /// next start-of-image.
+    /// Creates a splitter whose framing the first bytes tell ([`Sniffer`]); bytes that tell
+    /// nothing ([`Sniff::Unknown`]) mean bare JPEGs, whose splitter resynchronises on the next
+    /// start-of-image.
     pub fn sniffing(max_frame_bytes: usize) -> Self {
         let inner = Inner::Sniffing {
-            head: Vec::new(),
+            sniffer: Sniffer::new(),
             max_frame_bytes,
         };
         Self { inner }
@@ -90,16 +102,15 @@ impl Splitter {
             Inner::Multipart(m) => m.push(chunk),
             Inner::Concatenated(c) => c.push(chunk),
             Inner::Sniffing {
-                head,
+                sniffer,
                 max_frame_bytes,
             } => {
-                head.extend_from_slice(chunk);
-                let framing = match sniff(head) {
-                    Some(framing) => framing,
-                    None if head.len() >= SNIFF_BYTES => Framing::Concatenated,
-                    None => return,
+                let framing = match sniffer.push(chunk) {
+                    Sniff::Known(framing) => framing,
+                    Sniff::Unknown => Framing::Concatenated,
+                    Sniff::NeedMore => return,
                 };
-                let head = std::mem::take(head);
+                let head = sniffer.take_head();
                 *self = Splitter::new(framing, *max_frame_bytes);
                 self.push(&head);
             }
@@ -122,7 +133,7 @@ impl Splitter {
         match &self.inner {
             Inner::Multipart(m) => m.buffered_bytes(),
             Inner::Concatenated(c) => c.buffered_bytes(),
-            Inner::Sniffing { head, .. } => head.len(),
+            Inner::Sniffing { sniffer, .. } => sniffer.head().len(),
         }
     }
 
@@ -133,11 +144,11 @@ impl Splitter {
             Inner::Multipart(m) => m.finish(),
             Inner::Concatenated(c) => c.finish(),
             Inner::Sniffing {
-                head,
+                sniffer,
                 max_frame_bytes,
             } => {
                 // Too short to tell: whatever there is can only be bare JPEGs.
-                let head = std::mem::take(head);
+                let head = sniffer.take_head();
                 *self = Splitter::new(Framing::Concatenated, *max_frame_bytes);
                 self.push(&head);
                 self.finish()
@@ -146,90 +157,9 @@ impl Splitter {
     }
 }
 
-/// The framing a `multipart/x-mixed-replace` (or `multipart/mixed`) Content-Type announces,
-/// with its boundary if it names one; `None` for any other type.
-pub fn multipart_framing(content_type: &str) -> Option<Framing> {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    let multipart = essence.eq_ignore_ascii_case("multipart/x-mixed-replace")
-        || essence.eq_ignore_ascii_case("multipart/mixed");
-    multipart.then(|| Framing::Multipart(boundary_from_content_type(content_type)))
-}
-
-/// Reads the boundary from a `multipart/...; boundary=...` Content-Type value.
-///
-/// RFC 2045 parameters: the name in any case, the value a token or a quoted string (with `\`
-/// escapes), other parameters around it, with or without spaces. The value is returned as
-/// written, dashes included (the splitter accepts `--b` and `----b` lines for `boundary=--b`).
-pub fn boundary_from_content_type(value: &str) -> Option<String> {
-    let (_media_type, mut rest) = value.split_once(';')?;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c == ';' || c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return None;
-        }
-        let name_end = rest.find(['=', ';']).unwrap_or(rest.len());
-        let name = rest[..name_end].trim();
-        rest = &rest[name_end..];
-        let Some(after_eq) = rest.strip_prefix('=') else {
-            continue; // a parameter without a value
-        };
-        let after_eq = after_eq.trim_start();
-        let param;
-        if let Some(quoted) = after_eq.strip_prefix('"') {
-            let mut unquoted = String::new();
-            let mut end = quoted.len();
-            let mut chars = quoted.char_indices();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => unquoted.extend(chars.next().map(|(_, escaped)| escaped)),
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    _ => unquoted.push(c),
-                }
-            }
-            param = unquoted;
-            rest = &quoted[end..];
-        } else {
-            let end = after_eq.find(|c: char| c == ';' || c.is_ascii_whitespace());
-            let end = end.unwrap_or(after_eq.len());
-            param = after_eq[..end].to_owned();
-            rest = &after_eq[end..];
-        }
-        if name.eq_ignore_ascii_case("boundary") && !param.is_empty() {
-            return Some(param);
-        }
-    }
-}
-
-/// Bytes a caller gathers before giving up on [`sniff`]: enough for a delimiter line.
-pub const SNIFF_BYTES: usize = 64;
-
-/// Guesses the framing from the first bytes of a body without a Content-Type.
-///
-/// After optional blank lines: `--` starts multipart (the boundary comes from that line if it
-/// is complete), `FF D8` starts concatenated JPEGs, and a `Content-` header line is a multipart
-/// body without its first delimiter (Q6; the boundary is learned later). Otherwise `None`.
-pub fn sniff(first_bytes: &[u8]) -> Option<Framing> {
-    let start = first_bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
-    let body = &first_bytes[start..];
-    if body.starts_with(b"--") {
-        let boundary = body
-            .iter()
-            .position(|&b| b == b'\n')
-            .and_then(|end| multipart::boundary_token(&body[..end]))
-            .map(|token| String::from_utf8_lossy(token).into_owned());
-        return Some(Framing::Multipart(boundary));
-    }
-    if body.starts_with(&[0xFF, 0xD8]) {
-        return Some(Framing::Concatenated);
-    }
-    let prefix = b"content-";
-    if body.len() >= prefix.len() && body[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        return Some(Framing::Multipart(None));
-    }
-    None
+/// The rejection both splitters give for an image above the cap.
+pub(crate) fn oversize(max_frame_bytes: usize) -> Piece {
+    Piece::Rejected(format!("too large: frame exceeds {max_frame_bytes} bytes"))
 }
 
 #[cfg(test)]
@@ -287,82 +217,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn q4_boundary_parameter_forms() {
-        let cases = [
-            ("multipart/x-mixed-replace; boundary=ffmpeg", Some("ffmpeg")),
-            ("multipart/x-mixed-replace;boundary=ffmpeg", Some("ffmpeg")),
-            ("multipart/x-mixed-replace; BOUNDARY=Ab", Some("Ab")),
-            (
-                "multipart/x-mixed-replace; boundary=\"x y;z\"",
-                Some("x y;z"),
-            ),
-            (
-                "multipart/x-mixed-replace; boundary=\"a\\\"b\"; charset=x",
-                Some("a\"b"),
-            ),
-            (
-                "multipart/x-mixed-replace; charset=\"a;boundary=no\"; boundary=yes",
-                Some("yes"),
-            ),
-            (
-                "multipart/x-mixed-replace; charset=utf-8;boundary=b2 ; x=y",
-                Some("b2"),
-            ),
-            (
-                "multipart/x-mixed-replace; boundary = spaced",
-                Some("spaced"),
-            ),
-            (
-                "multipart/x-mixed-replace; flag; boundary=after-flag",
-                Some("after-flag"),
-            ),
-            (
-                "multipart/x-mixed-replace;boundary=--myboundary",
-                Some("--myboundary"),
-            ),
-            ("multipart/x-mixed-replace", None),
-            ("multipart/x-mixed-replace; boundary=", None),
-            ("multipart/x-mixed-replace; boundary=\"\"", None),
-            ("multipart/x-mixed-replace; notboundary=x", None),
-            ("", None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(
-                boundary_from_content_type(value).as_deref(),
-                want,
-                "{value}"
-            );
-        }
-    }
-
-    #[test]
-    fn q2_sniff_learns_boundary_from_first_line() {
-        assert_eq!(
-            sniff(b"--ffmpeg\r\nContent-type: image/jpeg\r\n"),
-            Some(Framing::Multipart(Some("ffmpeg".into())))
-        );
-        assert_eq!(
-            sniff(b"\r\n\r\n--b--\n"),
-            Some(Framing::Multipart(Some("b".into())))
-        );
-        assert_eq!(sniff(b"--ffmp"), Some(Framing::Multipart(None)));
-        assert_eq!(
-            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Some(Framing::Concatenated)
-        );
-        assert_eq!(sniff(b"\r\n\xFF\xD8"), Some(Framing::Concatenated));
-        assert_eq!(
-            sniff(b"Content-Type: image/jpeg\r\n"),
-            Some(Framing::Multipart(None))
-        );
-        assert_eq!(sniff(b"\x89PNG\r\n"), None);
-        assert_eq!(sniff(b"\r\n"), None);
-        assert_eq!(sniff(b""), None);
-    }
-
-    #[test]
     fn splitter_dispatches_on_framing() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 1);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 1);
         let mut concat = Splitter::new(Framing::Concatenated, 1 << 20);
         concat.push(&jpeg);
         assert_eq!(
@@ -382,7 +238,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_sniffing_splitter_learns_either_framing_from_the_first_bytes() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 3);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 3);
         let mut multipart = b"--cam\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
         multipart.extend_from_slice(&jpeg);
         multipart.extend_from_slice(b"\r\n--cam\r\n");
@@ -405,7 +261,7 @@ pub(crate) mod tests {
 
     #[test]
     fn buffered_bytes_is_the_unfinished_frame_and_zero_after_finish() {
-        let jpeg = crate::jpeg::tests::sample_jpeg(16, 16, 2);
+        let jpeg = crate::jpeg::samples::sample_jpeg(16, 16, 2);
         for framing in [Framing::Concatenated, Framing::Multipart(Some("b".into()))] {
             let mut splitter = Splitter::new(framing, 1 << 20);
             splitter.push(b"--b\r\n\r\n");

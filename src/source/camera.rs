@@ -23,7 +23,7 @@ use super::backoff::Backoff;
 use super::on_demand;
 use crate::config::{CameraUrl, Credentials};
 use crate::hub::Stream;
-use crate::mjpeg;
+use crate::mjpeg::ContentType;
 use crate::publish::SplitPublisher;
 use crate::shutdown::Shutdown;
 use crate::status::State;
@@ -151,7 +151,7 @@ async fn pull_once(
         if !polling {
             tracing::info!(stream = %stream.name(), content_type, "camera answered");
         }
-        let mut publisher = match mjpeg::multipart_framing(&content_type) {
+        let mut publisher = match ContentType::parse(&content_type).multipart_framing() {
             Some(framing) => SplitPublisher::new(framing, camera.max_frame_bytes, stream.clone()),
             None => SplitPublisher::sniffing(camera.max_frame_bytes, stream.clone()),
         };

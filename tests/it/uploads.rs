@@ -139,3 +139,24 @@ async fn a_body_with_no_frame_at_all_is_400() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_body_whose_first_bytes_tell_no_framing_is_400_before_it_ends() {
+    let server = TestServer::start().await;
+    let (upload, reply) = start_upload(&server, None);
+    upload
+        .send(b"no boundary, no JPEG: ".repeat(4))
+        .await
+        .unwrap();
+    // The upload stays open: the answer comes from its first bytes alone.
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(10), reply)
+        .await
+        .expect("answered before the body ended")
+        .unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("framing"),
+        "{body}"
+    );
+    drop(upload);
+}
