@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::secret::Secret;
 use crate::stream_name::StreamName;
 
 /// Where the server listens unless told otherwise: loopback only, so nothing is exposed by accident.
@@ -60,6 +61,26 @@ pub struct Config {
         value_parser = parse_origin
     )]
     pub cors_origins: Vec<String>,
+
+    /// Origins whose web pages may publish (`POST /frames`), comma-separated; none by default.
+    /// Uploads from other pages (a browser's `Origin` or `Sec-Fetch-Site: cross-site`) get 403;
+    /// producers that are not web pages (ffmpeg, curl, scripts) are not affected.
+    #[arg(long, env = "FRAMECAST_PUBLISH_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub publish_origins: Vec<String>,
+
+    /// A token producers must send to publish, as `Authorization: Bearer TOKEN` (ffmpeg:
+    /// `-headers 'Authorization: Bearer TOKEN'`); uploads without it get 401. Unset: no token.
+    #[arg(long, env = "FRAMECAST_PUBLISH_TOKEN", value_parser = Secret::new, hide_env_values = true)]
+    pub publish_token: Option<Secret>,
+
+    /// A file holding the publish token (its first line), so the token stays out of the process
+    /// list and the environment.
+    #[arg(
+        long,
+        env = "FRAMECAST_PUBLISH_TOKEN_FILE",
+        conflicts_with = "publish_token"
+    )]
+    pub publish_token_file: Option<PathBuf>,
 
     /// Largest accepted JPEG frame, in bytes; bigger uploads get 413.
     #[arg(long, env = "FRAMECAST_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
@@ -144,6 +165,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// The publish token, from `--publish-token` or read from `--publish-token-file`.
+    pub fn publish_token(&self) -> Result<Option<Secret>, String> {
+        let Some(path) = &self.publish_token_file else {
+            return Ok(self.publish_token.clone());
+        };
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            format!(
+                "cannot read the publish token file {}: {err}",
+                path.display()
+            )
+        })?;
+        let first_line = text.lines().next().unwrap_or_default();
+        Secret::new(first_line)
+            .map(Some)
+            .map_err(|err| format!("the publish token file {}: {err}", path.display()))
+    }
+
     /// Every source: those given as values, then each `--source` flag, parsed. An error names
     /// the flag's position and stream but never repeats its value.
     pub fn sources(&self) -> Result<Vec<SourceSpec>, String> {

@@ -46,6 +46,14 @@ pub enum Error {
     /// The upload stopped sending for longer than the idle limit.
     #[error("upload stalled: no data for {0:?}")]
     IngestStalled(std::time::Duration),
+    /// The request lacks the token it needs, or its token is not valid.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A web page on another site tried to publish.
+    #[error(
+        "publishing from web pages on other sites is not allowed ({0}); list the page's origin in --publish-origins to allow it"
+    )]
+    CrossSitePublish(String),
     /// The hub refused the stream: fed by a source, or a limit reached.
     #[error(transparent)]
     Hub(#[from] HubError),
@@ -60,6 +68,8 @@ impl Error {
             | Error::NotJpeg(_)
             | Error::BadBody(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::CrossSitePublish(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
@@ -79,6 +89,11 @@ impl IntoResponse for Error {
             Json(serde_json::json!({ "error": self.to_string() })),
         )
             .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -36,6 +36,7 @@
 //! - [`http`]: routes and handlers; a frame is **written** to a viewer by `http::events`.
 //! - [`server`]: the accept loop, and the direct path that serves idle-cheap event streams.
 //! - [`error`]: errors → HTTP, the one place a status code is chosen.
+//! - [`secret`]: tokens, compared in constant time and never shown.
 //! - [`shutdown`]: the signal every long-lived task stops on.
 
 pub mod config;
@@ -46,6 +47,7 @@ pub mod hub;
 pub mod jpeg;
 pub mod mjpeg;
 pub mod publish;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod source;
@@ -75,7 +77,8 @@ pub struct App {
 
 impl App {
     /// Checks `config` and creates the streams its sources feed.
-    pub fn new(config: Config) -> anyhow::Result<App> {
+    pub fn new(mut config: Config) -> anyhow::Result<App> {
+        config.publish_token = config.publish_token().map_err(anyhow::Error::msg)?;
         let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
         let mut sources = Vec::new();
         for (name, source) in source::plan(&config)? {

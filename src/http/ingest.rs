@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, bearer, cross_site};
 use crate::error::Error;
 use crate::hub::{SourceKind, Stream};
 use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
@@ -45,6 +45,8 @@ pub async fn post_frames(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, Error> {
+    cross_site::check_publisher(&headers, &state.config.publish_origins)?;
+    bearer::check_publish_token(&headers, state.config.publish_token.as_ref())?;
     let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
     let name = StreamName::parse(query.stream.as_deref())?;
     let content_type = headers

@@ -2,8 +2,11 @@
 //!
 //! Reading routes (`/events`, `/streams`, `/`, `/healthz`) are open to other origins through
 //! CORS, without credentials. `POST /frames` is not: a web page on another site must not be
-//! able to publish into a stream.
+//! able to publish into a stream, so its uploads are refused (`cross_site.rs`) unless its
+//! origin is in `--publish-origins`, which also get CORS for the upload.
 
+mod bearer;
+mod cross_site;
 mod events;
 mod ingest;
 mod status;
@@ -48,19 +51,36 @@ pub fn router(state: AppState) -> Router {
         .route("/streams", get(status::get_streams))
         .route("/healthz", get(status::get_healthz))
         .layer(cors);
-    let writing = Router::new().route("/frames", post(ingest::post_frames));
+    let mut writing = Router::new().route("/frames", post(ingest::post_frames));
+    if !state.config.publish_origins.is_empty() {
+        writing = writing.layer(publish_cors_layer(&state.config.publish_origins));
+    }
     reading.merge(writing).with_state(state)
+}
+
+/// CORS for uploads from the pages of `--publish-origins`.
+fn publish_cors_layer(origins: &[String]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(allowed_origins(origins))
+        .allow_methods([Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(PREFLIGHT_MAX_AGE)
+}
+
+/// `origins` as tower-http wants them: any, or the list.
+fn allowed_origins(origins: &[String]) -> AllowOrigin {
+    if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|origin| origin.parse().ok()))
+    }
 }
 
 /// CORS for the reading routes: named origins or any, never credentials.
 fn cors_layer(origins: &[String]) -> CorsLayer {
-    let allow_origin = if origins.iter().any(|origin| origin == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|origin| origin.parse().ok()))
-    };
     CorsLayer::new()
-        .allow_origin(allow_origin)
+        .allow_origin(allowed_origins(origins))
         .allow_methods([Method::GET])
         // `authorization` must be named: a `*` wildcard never covers it.
         .allow_headers([

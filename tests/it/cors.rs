@@ -1,7 +1,7 @@
 //! CORS: a page on another origin can read streams with an `Authorization` header, and cannot
 //! publish.
 
-use crate::common::TestServer;
+use crate::common::{TestServer, sample_jpeg};
 
 async fn preflight(server: &TestServer, path: &str, origin: &str) -> reqwest::Response {
     reqwest::Client::new()
@@ -86,4 +86,95 @@ async fn a_configured_origin_list_admits_only_those_origins() {
             .get("access-control-allow-origin")
             .is_none()
     );
+}
+
+/// Sends the upload a web page on `origin` makes with `fetch(url, {method: 'POST', body})`:
+/// a simple request, so no preflight, and no Content-Type. Returns the status and the body.
+async fn page_upload(server: &TestServer, origin: &str, site: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(server.url("/frames?stream=victim"))
+        .header("origin", origin)
+        .header("sec-fetch-site", site)
+        .header("sec-fetch-mode", "no-cors")
+        .body(sample_jpeg(32, 32, 1))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_page_on_another_site_cannot_publish_even_without_a_preflight() {
+    let server = TestServer::start().await;
+    let (status, body) = page_upload(&server, "http://evil.test", "cross-site").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--publish-origins"), "{body}");
+    let (status, _) = page_upload(&server, "http://sub.127.0.0.1.test", "same-site").await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        server.stream_status("victim").await,
+        serde_json::Value::Null,
+        "a refused upload creates no stream"
+    );
+    // curl, ffmpeg and scripts send neither header and keep working.
+    let (status, _) = server.post_jpeg("victim", &sample_jpeg(32, 32, 2)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_same_upload_with_real_curl_is_refused() {
+    let server = TestServer::start().await;
+    let dir = std::env::temp_dir().join(format!("framecast-cors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let photo = dir.join("photo.jpg");
+    std::fs::write(&photo, sample_jpeg(32, 32, 3)).unwrap();
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args([
+            "-H",
+            "Origin: http://evil.example",
+            "-H",
+            "Sec-Fetch-Site: cross-site",
+        ])
+        .args(["-H", "Content-Type:", "--data-binary"])
+        .arg(format!("@{}", photo.display()))
+        .arg(server.url("/frames?stream=victim"))
+        .output()
+        .await
+        .expect("curl is installed");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "403");
+}
+
+#[tokio::test]
+async fn a_listed_publish_origin_may_publish_and_gets_cors() {
+    let server = TestServer::start_with(|config| {
+        config.publish_origins = vec!["http://studio.test".into()];
+    })
+    .await;
+    let (status, body) = page_upload(&server, "http://studio.test", "cross-site").await;
+    assert_eq!(status, 200, "{body}");
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, server.url("/frames"))
+        .header("origin", "http://studio.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://studio.test"
+    );
+    let (status, _) = page_upload(&server, "http://evil.test", "cross-site").await;
+    assert_eq!(status, 403);
 }

@@ -3,6 +3,7 @@
 mod common;
 mod fake_camera;
 
+mod access;
 mod camera;
 mod cors;
 mod errors;
