@@ -21,6 +21,9 @@ pub const DEFAULT_KEEP_ALIVE: &str = "15s";
 pub const DEFAULT_RETRY_MS: u32 = 2000;
 /// Most streams that may exist at once; each costs a little memory even when idle.
 pub const DEFAULT_MAX_STREAMS: usize = 64;
+/// Most streams that only viewers have asked for: enough for a wall of cameras whose producers
+/// start late, small enough that made-up names cost little.
+pub const DEFAULT_MAX_WAITING_STREAMS: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
 /// Kernel send buffer asked for on each connection (Linux doubles it). Bounds what a viewer that
@@ -94,9 +97,14 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_RETRY_MS", default_value_t = DEFAULT_RETRY_MS)]
     pub retry_ms: u32,
 
-    /// Most streams that may exist at once.
+    /// Most streams producers (uploads, sources) may have at once.
     #[arg(long, env = "FRAMECAST_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
     pub max_streams: usize,
+
+    /// Most streams that only viewers have asked for (waiting for a producer) at once; they
+    /// count apart from `--max-streams` and go when their last viewer leaves.
+    #[arg(long, env = "FRAMECAST_MAX_WAITING_STREAMS", default_value_t = DEFAULT_MAX_WAITING_STREAMS)]
+    pub max_waiting_streams: usize,
 
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]

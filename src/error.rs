@@ -73,9 +73,11 @@ impl Error {
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
-            Error::Hub(HubError::TooManyStreams(_) | HubError::TooManySubscribers(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Hub(
+                HubError::TooManyStreams(_)
+                | HubError::TooManyWaitingStreams(_)
+                | HubError::TooManySubscribers(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

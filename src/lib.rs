@@ -79,7 +79,12 @@ impl App {
     /// Checks `config` and creates the streams its sources feed.
     pub fn new(mut config: Config) -> anyhow::Result<App> {
         config.publish_token = config.publish_token().map_err(anyhow::Error::msg)?;
-        let hub = Arc::new(Hub::new(config.max_streams, config.max_subscribers));
+        let hub = Arc::new(Hub::with_limits(
+            config.max_streams,
+            config.max_waiting_streams,
+            config.max_subscribers,
+            hub::IDLE_STREAM_LIFETIME,
+        ));
         let mut sources = Vec::new();
         for (name, source) in source::plan(&config)? {
             let stream = hub.publisher(&name, source.kind())?;

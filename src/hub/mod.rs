@@ -57,16 +57,25 @@ pub enum HubError {
     /// Creating the stream would exceed the configured maximum.
     #[error("too many streams: the limit is {0}")]
     TooManyStreams(usize),
+    /// Another stream that only viewers have asked for would exceed its own maximum.
+    #[error("too many streams waiting for a producer: the limit is {0}; try again later")]
+    TooManyWaitingStreams(usize),
     /// Another subscriber would exceed the configured maximum.
     #[error("too many subscribers: the limit is {0}; try again later")]
     TooManySubscribers(usize),
 }
 
 /// All streams, created on first use up to a limit.
+///
+/// A stream a producer has asked for (an upload, a source) is *claimed*, and counts against
+/// `max_streams`. One only viewers have asked for is *waiting* for its producer: waiting
+/// streams count against their own limit, `max_waiting_streams`, and go as soon as their last
+/// viewer leaves, so viewers asking for made-up names can never take a producer's place.
 #[derive(Debug)]
 pub struct Hub {
     streams: Mutex<HashMap<StreamName, Arc<Stream>>>,
     max_streams: usize,
+    max_waiting_streams: usize,
     max_subscribers: usize,
     idle_stream_lifetime: Duration,
     /// Subscribers across all streams; shared with every [`Subscription`] so it can leave.
@@ -74,36 +83,68 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// An empty hub with the given limits.
+    /// An empty hub with the given limits; as many streams may wait for a producer as may
+    /// exist.
     pub fn new(max_streams: usize, max_subscribers: usize) -> Hub {
-        Hub::with_idle_stream_lifetime(max_streams, max_subscribers, IDLE_STREAM_LIFETIME)
+        Hub::with_limits(
+            max_streams,
+            max_streams,
+            max_subscribers,
+            IDLE_STREAM_LIFETIME,
+        )
     }
 
-    /// As [`Hub::new`], removing idle pushed streams after `idle_stream_lifetime`.
-    pub fn with_idle_stream_lifetime(
+    /// An empty hub with every limit given, removing idle pushed streams after
+    /// `idle_stream_lifetime`.
+    pub fn with_limits(
         max_streams: usize,
+        max_waiting_streams: usize,
         max_subscribers: usize,
         idle_stream_lifetime: Duration,
     ) -> Hub {
         Hub {
             streams: Mutex::new(HashMap::new()),
             max_streams,
+            max_waiting_streams,
             max_subscribers,
             idle_stream_lifetime,
             subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// The stream called `name`, created as fed by `source` if it does not exist yet.
-    fn stream(&self, name: &StreamName, source: SourceKind) -> Result<Arc<Stream>, HubError> {
+    /// The stream called `name`, created as fed by `source` if it does not exist yet, and
+    /// claimed if a producer asks for it.
+    fn stream(
+        &self,
+        name: &StreamName,
+        source: SourceKind,
+        by_producer: bool,
+    ) -> Result<Arc<Stream>, HubError> {
         let mut streams = self.lock();
+        let claimed = streams.values().filter(|s| s.is_claimed()).count();
         if let Some(stream) = streams.get(name) {
+            if by_producer && !stream.is_claimed() {
+                if claimed >= self.max_streams {
+                    return Err(HubError::TooManyStreams(self.max_streams));
+                }
+                stream.claim();
+            }
             return Ok(stream.clone());
         }
-        if streams.len() >= self.max_streams {
+        if by_producer && claimed >= self.max_streams {
             return Err(HubError::TooManyStreams(self.max_streams));
         }
+        if !by_producer && streams.len() - claimed >= self.max_waiting_streams {
+            // Full: first let go of waiting streams whose viewers have all left.
+            streams.retain(|_, stream| stream.is_claimed() || Arc::strong_count(stream) > 1);
+            if streams.len() - claimed >= self.max_waiting_streams {
+                return Err(HubError::TooManyWaitingStreams(self.max_waiting_streams));
+            }
+        }
         let stream = Arc::new(Stream::new(name.clone(), source));
+        if by_producer {
+            stream.claim();
+        }
         streams.insert(name.clone(), stream.clone());
         Ok(stream)
     }
@@ -114,7 +155,7 @@ impl Hub {
         name: &StreamName,
         source: SourceKind,
     ) -> Result<Arc<Stream>, HubError> {
-        let stream = self.stream(name, source)?;
+        let stream = self.stream(name, source, true)?;
         if stream.source() != source {
             return Err(HubError::StreamOwned {
                 stream: name.clone(),
@@ -126,7 +167,7 @@ impl Hub {
 
     /// Joins the stream called `name` (creating it, to wait for a producer, if need be).
     pub fn subscribe(&self, name: &StreamName) -> Result<Subscription, HubError> {
-        let stream = self.stream(name, SourceKind::Push)?;
+        let stream = self.stream(name, SourceKind::Push, false)?;
         if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(HubError::TooManySubscribers(self.max_subscribers));

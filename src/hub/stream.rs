@@ -4,7 +4,7 @@
 //! so `seq` order is delivery order, then replaces the [`Latest`] slot without waiting for any
 //! subscriber. Status changes go through the same slot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub struct Stream {
     skipped: AtomicU64,
     /// Open subscribers; a camera source watches it to connect on demand.
     subscribers: watch::Sender<usize>,
+    /// Whether a producer has asked for the stream; changed only under the hub's lock.
+    claimed: AtomicBool,
 }
 
 /// The numbering and the publish times, changed together under the publish lock.
@@ -101,7 +103,19 @@ impl Stream {
             rejected: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             subscribers: watch::Sender::new(0),
+            claimed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a producer (an upload or a source) has asked for the stream, rather than only
+    /// viewers waiting for one.
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Relaxed)
+    }
+
+    /// Marks the stream as asked for by a producer.
+    pub(super) fn claim(&self) {
+        self.claimed.store(true, Ordering::Relaxed);
     }
 
     /// The stream's name.

@@ -37,13 +37,15 @@ impl Hub {
         }
     }
 
-    /// Removes pushed streams that nobody holds (no upload, no subscriber) and that have had no
-    /// frame for the idle stream lifetime.
+    /// Removes pushed streams that nobody holds (no upload, no subscriber): at once if only
+    /// viewers ever asked for them, else once they have had no frame for the idle stream
+    /// lifetime.
     fn remove_idle_streams(&self) {
         self.lock().retain(|name, stream| {
             // New holders are only made under this lock, so a count of one (the map's) stays so.
             let unused = stream.source() == SourceKind::Push && Arc::strong_count(stream) == 1;
-            let keep = !unused || stream.quiet_for() < self.idle_stream_lifetime;
+            let keep =
+                !unused || (stream.is_claimed() && stream.quiet_for() < self.idle_stream_lifetime);
             if !keep {
                 tracing::debug!(stream = %name, "idle stream removed");
             }
@@ -69,11 +71,12 @@ fn mark_stalled_if_quiet(stream: &Stream, stall_after: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::{HubError, IDLE_STREAM_LIFETIME};
     use crate::stream_name::StreamName;
 
     #[test]
     fn idle_pushed_streams_are_removed_once_nobody_holds_them() {
-        let hub = Hub::with_idle_stream_lifetime(8, 8, Duration::ZERO);
+        let hub = Hub::with_limits(8, 8, 8, Duration::ZERO);
         let name = |text: &str| StreamName::parse(Some(text)).unwrap();
         let watched = hub.subscribe(&name("watched")).unwrap();
         let pushing = hub.publisher(&name("pushing"), SourceKind::Push).unwrap();
@@ -86,5 +89,30 @@ mod tests {
         hub.remove_idle_streams();
         let names: Vec<String> = hub.summary().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["camera"], "source streams stay");
+    }
+
+    #[test]
+    fn viewers_cannot_take_a_producers_place() {
+        let hub = Hub::with_limits(2, 2, 8, IDLE_STREAM_LIFETIME);
+        let name = |text: &str| StreamName::parse(Some(text)).unwrap();
+        let _a = hub.subscribe(&name("made-up-a")).unwrap();
+        let b = hub.subscribe(&name("made-up-b")).unwrap();
+        assert!(matches!(
+            hub.subscribe(&name("made-up-c")),
+            Err(HubError::TooManyWaitingStreams(2))
+        ));
+        // Producers still get their names, up to their own limit.
+        hub.publisher(&name("cam1"), SourceKind::Push).unwrap();
+        hub.publisher(&name("made-up-a"), SourceKind::Push).unwrap();
+        assert!(matches!(
+            hub.publisher(&name("cam2"), SourceKind::Push),
+            Err(HubError::TooManyStreams(2))
+        ));
+        // A waiting stream its viewers left goes at the next pass, however young.
+        drop(b);
+        hub.remove_idle_streams();
+        let names: Vec<String> = hub.summary().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["cam1", "made-up-a"]);
+        hub.subscribe(&name("made-up-c")).unwrap();
     }
 }

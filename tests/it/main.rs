@@ -9,6 +9,7 @@ mod cors;
 mod errors;
 mod external;
 mod fanout;
+mod limits;
 mod replay;
 mod shutdown;
 mod slow_viewer;
