@@ -83,20 +83,26 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
-    /// The `/streams` entry for `stream`.
-    pub async fn stream_status(&self, stream: &str) -> serde_json::Value {
-        let all: serde_json::Value = reqwest::get(self.url("/streams"))
+    /// Every `/streams` entry.
+    pub async fn streams(&self) -> Vec<serde_json::Value> {
+        let mut all: serde_json::Value = reqwest::get(self.url("/streams"))
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        all["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
+        match all["streams"].take() {
+            serde_json::Value::Array(streams) => streams,
+            other => panic!("/streams lists no streams: {other}"),
+        }
+    }
+
+    /// The `/streams` entry for `stream`.
+    pub async fn stream_status(&self, stream: &str) -> serde_json::Value {
+        self.streams()
+            .await
+            .into_iter()
             .find(|s| s["name"] == stream)
-            .cloned()
             .unwrap_or(serde_json::Value::Null)
     }
 }

@@ -51,13 +51,7 @@ async fn viewers_asking_for_made_up_streams_never_take_a_producers_name() {
     // Waiting streams whose viewers left are gone within a pass of the upkeep.
     drop(holding);
     eventually("only the producers' streams are left", || async {
-        let all: serde_json::Value = reqwest::get(server.url("/streams"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all["streams"].as_array().unwrap().len() == 4
+        server.streams().await.len() == 4
     })
     .await;
 }

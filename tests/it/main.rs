@@ -14,5 +14,6 @@ mod replay;
 mod shutdown;
 mod slow_viewer;
 mod startup;
+mod toolchain;
 mod uploads;
 mod wire;
