@@ -257,15 +257,27 @@ pub struct Credentials {
 impl fmt::Debug for CameraUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CameraUrl")
-            .field("url", &self.url.as_str())
+            .field("url", &self.to_string())
             .field("user", &self.credentials.as_ref().map(|c| c.user.as_str()))
             .finish()
     }
 }
 
+/// The URL with every query value hidden: many cameras take their password in the query
+/// (`?user=admin&pwd=…`), and this is what logs show.
 impl fmt::Display for CameraUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.url.as_str())
+        if self.url.query().is_none() {
+            return f.write_str(self.url.as_str());
+        }
+        let mut shown = self.url.clone();
+        let hidden: Vec<String> = self
+            .url
+            .query_pairs()
+            .map(|(key, _)| format!("{key}=***"))
+            .collect();
+        shown.set_query(Some(&hidden.join("&")));
+        f.write_str(shown.as_str())
     }
 }
 
@@ -487,6 +499,24 @@ mod tests {
 
         let err = parse_source("cam=http://admin:hunter2@[bad/").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn query_values_never_show() {
+        let spec = parse_source("cam=http://10.0.0.5/video.cgi?user=admin&pwd=hunter2").unwrap();
+        let SourceInput::Camera(camera) = &spec.input else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(
+            camera.url.query(),
+            Some("user=admin&pwd=hunter2"),
+            "still sent"
+        );
+        assert_eq!(
+            camera.to_string(),
+            "http://10.0.0.5/video.cgi?user=***&pwd=***"
+        );
+        assert!(!format!("{spec:?}").contains("hunter2"));
     }
 
     #[test]

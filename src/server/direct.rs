@@ -52,6 +52,10 @@ use crate::shutdown::Shutdown;
 /// Longest request head taken here (browsers send well under 1 KiB without cookies); a longer
 /// one goes to hyper, whose limit is higher.
 pub const PEEK_BYTES: usize = 4096;
+/// Most bytes a client may send into its own event stream before it is closed: a browser
+/// sends nothing, so this only stops a client from making the server read and discard
+/// forever.
+pub const MAX_CLIENT_BYTES_WHILE_STREAMING: usize = 4096;
 /// Most request headers taken here; a request with more goes to hyper.
 pub const MAX_HEADERS: usize = 32;
 
@@ -215,6 +219,7 @@ fn encode_head(parts: &Parts, length: Option<u64>, now: SystemTime) -> Vec<u8> {
 async fn stream_chunked(socket: &mut TcpStream, body: &mut Body) -> io::Result<()> {
     let mut out: Option<Chunk> = None;
     let mut ended = false;
+    let mut client_bytes = 0;
     poll_fn(|cx| {
         loop {
             if let Some(chunk) = &mut out {
@@ -233,7 +238,7 @@ async fn stream_chunked(socket: &mut TcpStream, body: &mut Body) -> io::Result<(
                     return Poll::Ready(Ok(()));
                 }
             }
-            if poll_client_gone(socket, cx).is_ready() {
+            if poll_client_gone(socket, &mut client_bytes, cx).is_ready() {
                 return Poll::Ready(Ok(()));
             }
             match ready!(Pin::new(&mut *body).poll_frame(cx)) {
@@ -301,9 +306,10 @@ impl Chunk {
     }
 }
 
-/// Ready once the client has closed its side or the connection failed. While a response
+/// Ready once the client has closed its side, the connection failed, or the client has sent
+/// more than [`MAX_CLIENT_BYTES_WHILE_STREAMING`] (`received` counts them). While a response
 /// streams, nothing the client sends is read as a request, so any bytes it sends are dropped.
-fn poll_client_gone(socket: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
+fn poll_client_gone(socket: &TcpStream, received: &mut usize, cx: &mut Context<'_>) -> Poll<()> {
     let mut scrap = [0; 256];
     loop {
         if ready!(socket.poll_read_ready(cx)).is_err() {
@@ -311,7 +317,12 @@ fn poll_client_gone(socket: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
         }
         match socket.try_read(&mut scrap) {
             Ok(0) => return Poll::Ready(()),
-            Ok(_) => {}
+            Ok(n) => {
+                *received += n;
+                if *received > MAX_CLIENT_BYTES_WHILE_STREAMING {
+                    return Poll::Ready(());
+                }
+            }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return Poll::Ready(()),
         }

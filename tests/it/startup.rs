@@ -180,3 +180,44 @@ async fn logs_into_a_pipe_have_no_colour_codes() {
     child.start_kill().unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 }
+
+#[tokio::test]
+async fn a_camera_password_in_the_query_never_reaches_the_logs() {
+    // Nothing listens on this port: the camera is tried, fails and is logged, with its URL.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port();
+    drop(unused);
+    let source = format!("cam=http://127.0.0.1:{port}/video.cgi?user=admin&pwd=hunter2 always-on");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--no-test-pattern",
+            "--source",
+            &source,
+        ])
+        .env("FRAMECAST_LOG", "framecast=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut logs = Vec::new();
+    while !logs
+        .iter()
+        .any(|line: &String| line.contains("camera failed"))
+    {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the failed attempt is logged")
+            .unwrap()
+            .expect("the server is still running");
+        logs.push(line);
+    }
+    let logs = logs.join("\n");
+    assert!(logs.contains("pwd=***"), "{logs}");
+    assert!(!logs.contains("hunter2"), "{logs}");
+    child.start_kill().unwrap();
+}

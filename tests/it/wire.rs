@@ -227,3 +227,26 @@ async fn idle_subscribers_are_served_by_the_direct_path_at_a_fraction_of_hypers_
         "direct {direct:.2} KiB against hyper {hyper:.2} KiB per idle subscriber"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_writes_into_its_event_stream_is_closed() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::send(&server, DIRECT).await;
+    assert!(raw.read_until_ends_with(OPENING_END).await);
+    // A few stray bytes are tolerated; a flood is not read and discarded forever.
+    raw.socket.write_all(b"\r\n").await.unwrap();
+    let flood = vec![b'x'; 64 * 1024];
+    let _ = raw.socket.write_all(&flood).await;
+    // Closed with unread bytes in its buffer, the socket may be reset rather than ended.
+    let closed = async {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(1..) = raw.socket.read(&mut buf).await {}
+    };
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("the server closes the connection");
+    eventually("the subscriber is no longer counted", || async {
+        server.stream_status("wire").await["subscribers"] == 0
+    })
+    .await;
+}
