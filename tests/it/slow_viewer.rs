@@ -7,8 +7,11 @@ use tokio::net::TcpSocket;
 
 use crate::common::{EventReader, TestServer, sample_jpeg};
 
-/// Frames published at 30 fps for three seconds.
-const FRAMES: u64 = 90;
+/// Frames published at 10 fps for five seconds: plenty to fill the stalled viewer's buffers,
+/// and 100 ms for the healthy viewer to read each one even on a busy machine.
+const FRAMES: u64 = 50;
+/// Time between frames.
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_never_reads_does_not_stop_another_from_getting_every_frame() {
@@ -36,7 +39,7 @@ async fn a_viewer_that_never_reads_does_not_stop_another_from_getting_every_fram
         let frames = frames.clone();
         tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let mut ticks = tokio::time::interval(Duration::from_millis(1000 / 30));
+            let mut ticks = tokio::time::interval(FRAME_INTERVAL);
             for i in 0..FRAMES {
                 ticks.tick().await;
                 let response = client
