@@ -159,7 +159,7 @@ async fn a_subscriber_that_leaves_a_quiet_stream_is_no_longer_counted() {
     drop(raw);
     // Nothing is ever written to this connection again: the close itself must be noticed.
     eventually("the subscriber count is back to 0", || async {
-        server.stream_status("wire").await["subscribers"] == 0
+        subscribers(&server, "wire").await == 0
     })
     .await;
 }
@@ -174,6 +174,14 @@ async fn a_request_head_that_arrives_in_pieces_is_still_answered() {
     raw.socket.write_all(rest.as_bytes()).await.unwrap();
     assert!(raw.read_until_ends_with(OPENING_END).await);
     assert!(raw.undated().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+/// Open subscribers of `stream`; 0 once it is gone (a stream only viewers asked for goes when
+/// they leave).
+async fn subscribers(server: &TestServer, stream: &str) -> u64 {
+    server.stream_status(stream).await["subscribers"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// Idle subscribers opened per server in the memory test: enough that a few KiB each stand
@@ -246,7 +254,7 @@ async fn a_client_that_writes_into_its_event_stream_is_closed() {
         .await
         .expect("the server closes the connection");
     eventually("the subscriber is no longer counted", || async {
-        server.stream_status("wire").await["subscribers"] == 0
+        subscribers(&server, "wire").await == 0
     })
     .await;
 }
