@@ -1,11 +1,8 @@
 //! Who may publish: with `--publish-token` set, only producers that send it.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
-use crate::common::{EventReader, TestServer, ffmpeg_test_source, sample_jpeg};
+use crate::common::{EventReader, LoggedBinary, TestServer, ffmpeg_test_source, sample_jpeg};
 
 const TOKEN: &str = "pub-7f3a9c1e5b";
 
@@ -69,28 +66,10 @@ async fn the_token_file_is_read_and_the_token_never_reaches_the_logs() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
-        .arg("--publish-token-file")
-        .arg(&file)
-        .env("FRAMECAST_LOG", "framecast=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = tokio::io::BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(crate::common::WAIT, async {
-        use tokio::io::AsyncBufReadExt;
-        stdout.read_line(&mut line).await
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let base = line.trim().strip_prefix("framecast listening on ").unwrap();
-    let url = format!("{base}/frames?stream=cam");
+    let file_arg = file.display().to_string();
+    let server =
+        LoggedBinary::start(&["--no-test-pattern", "--publish-token-file", &file_arg]).await;
+    let url = format!("{}/frames?stream=cam", server.url);
     assert_eq!(upload(&url, Some("Bearer guess")).await.status(), 401);
     assert_eq!(
         upload(&url, Some(&format!("Bearer {TOKEN}")))
@@ -98,15 +77,7 @@ async fn the_token_file_is_read_and_the_token_never_reaches_the_logs() {
             .status(),
         200
     );
-    server.start_kill().unwrap();
-    let mut logs = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = server.stop_and_read_logs().await;
     assert!(logs.contains("request refused"), "{logs}");
     assert!(!logs.contains(TOKEN), "the token reached the logs: {logs}");
     assert!(

@@ -275,6 +275,72 @@ pub async fn spawn_binary(
     (child, url)
 }
 
+/// The real binary with its logs at debug level in a pipe, for tests that read them.
+pub struct LoggedBinary {
+    pub child: tokio::process::Child,
+    /// Its base URL, from the line it prints once listening.
+    pub url: String,
+    logs: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    /// Every log line read so far.
+    pub seen: Vec<String>,
+}
+
+impl LoggedBinary {
+    /// Starts the binary with `args` plus `--bind 127.0.0.1:0`.
+    pub async fn start(args: &[&str]) -> LoggedBinary {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("FRAMECAST_LOG", "framecast=debug")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, stdout.next_line())
+            .await
+            .expect("the listening line within the wait limit")
+            .unwrap()
+            .expect("the server is running");
+        let url = line
+            .strip_prefix("framecast listening on ")
+            .expect("the first line names the address")
+            .to_owned();
+        let logs = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        LoggedBinary {
+            child,
+            url,
+            logs,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads log lines until one contains `text`; returns every line read so far.
+    pub async fn wait_for_log(&mut self, text: &str) -> String {
+        while !self.seen.iter().any(|line| line.contains(text)) {
+            let line = tokio::time::timeout(WAIT, self.logs.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no log line with {text:?} within the wait limit"))
+                .unwrap()
+                .expect("the server is still running");
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
+    /// Stops the server and returns every line it logged.
+    pub async fn stop_and_read_logs(mut self) -> String {
+        self.child.start_kill().unwrap();
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(WAIT, self.logs.next_line()).await {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
 /// ffmpeg producing two seconds of its test source (320x240, 15 fps, in real time) with
 /// `muxer` and `options` into `output` (a URL, or `-` for stdout).
 pub fn ffmpeg_test_source(muxer: &str, options: &[&str], output: &str) -> tokio::process::Command {

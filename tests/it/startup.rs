@@ -2,12 +2,9 @@
 //! line, with a non-zero exit; what starts, starts as the flags say.
 
 use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
-use crate::common::WAIT;
+use crate::common::{LoggedBinary, WAIT};
 
 /// What a run of the binary that ended by itself left behind.
 struct Ended {
@@ -154,31 +151,10 @@ async fn a_host_name_is_accepted_as_the_bind_address() {
 
 #[tokio::test]
 async fn logs_into_a_pipe_have_no_colour_codes() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["--bind", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
+    let mut server = LoggedBinary::start(&[]).await;
     // The test pattern logs its start and its first state change.
-    while seen.len() < 3 {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("log lines within the wait limit")
-            .unwrap()
-            .expect("the server is still running");
-        seen.push(line);
-    }
-    assert!(
-        seen.iter().all(|line| !line.contains('\u{1b}')),
-        "colour codes in a pipe: {seen:?}"
-    );
-    child.start_kill().unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let logs = server.wait_for_log("source state").await;
+    assert!(!logs.contains('\u{1b}'), "colour codes in a pipe: {logs}");
 }
 
 #[tokio::test]
@@ -188,36 +164,8 @@ async fn a_camera_password_in_the_query_never_reaches_the_logs() {
     let port = unused.local_addr().unwrap().port();
     drop(unused);
     let source = format!("cam=http://127.0.0.1:{port}/video.cgi?user=admin&pwd=hunter2 always-on");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--no-test-pattern",
-            "--source",
-            &source,
-        ])
-        .env("FRAMECAST_LOG", "framecast=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut logs = Vec::new();
-    while !logs
-        .iter()
-        .any(|line: &String| line.contains("camera failed"))
-    {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("the failed attempt is logged")
-            .unwrap()
-            .expect("the server is still running");
-        logs.push(line);
-    }
-    let logs = logs.join("\n");
+    let mut server = LoggedBinary::start(&["--no-test-pattern", "--source", &source]).await;
+    let logs = server.wait_for_log("camera failed").await;
     assert!(logs.contains("pwd=***"), "{logs}");
     assert!(!logs.contains("hunter2"), "{logs}");
-    child.start_kill().unwrap();
 }
