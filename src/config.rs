@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_PUBLISH_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub publish_origins: Vec<String>,
 
+    /// Host names, besides localhost and loopback addresses, that requests may be addressed to
+    /// while framecast listens on loopback only (a defence against DNS rebinding), e.g. a name
+    /// in /etc/hosts or a reverse proxy's `Host`. Comma-separated.
+    #[arg(long, env = "FRAMECAST_ALLOWED_HOSTS", value_delimiter = ',', value_parser = parse_host_name)]
+    pub allowed_hosts: Vec<String>,
+
     /// A token producers must send to publish, as `Authorization: Bearer TOKEN` (ffmpeg:
     /// `-headers 'Authorization: Bearer TOKEN'`); uploads without it get 401. Unset: no token.
     #[arg(long, env = "FRAMECAST_PUBLISH_TOKEN", value_parser = Secret::new, hide_env_values = true)]
@@ -400,6 +406,22 @@ pub fn parse_origin(text: &str) -> Result<String, String> {
         return Err(usage());
     }
     Ok(origin.to_owned())
+}
+
+/// Reads one `--allowed-hosts` entry: a host name or address, without scheme or port.
+pub fn parse_host_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not a host name: give it without scheme or port, e.g. camera-box.lan"
+        ))
+    }
 }
 
 /// Checks that `text` is `HOST:PORT` (an IPv6 address in brackets); the host is resolved when

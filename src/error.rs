@@ -49,6 +49,11 @@ pub enum Error {
     /// The request lacks the token it needs, or its token is not valid.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The request names a host other than the loopback one the server listens on.
+    #[error(
+        "host {0:?} is not served here: framecast listens on loopback only and answers requests for localhost or a loopback address; add the name to --allowed-hosts to serve it"
+    )]
+    HostNotAllowed(String),
     /// A web page on another site tried to publish.
     #[error(
         "publishing from web pages on other sites is not allowed ({0}); list the page's origin in --publish-origins to allow it"
@@ -68,7 +73,7 @@ impl Error {
             | Error::NotJpeg(_)
             | Error::BadBody(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::CrossSitePublish(_) => StatusCode::FORBIDDEN,
+            Error::CrossSitePublish(_) | Error::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,

@@ -112,10 +112,16 @@ impl App {
             async move { hub.upkeep(stall_after, shutdown).await }
         });
         let send_buffer_bytes = config.send_buffer_bytes;
+        let loopback_only = listeners.iter().all(|listener| {
+            listener
+                .local_addr()
+                .is_ok_and(|addr| addr.ip().is_loopback())
+        });
         let state = http::AppState {
             hub,
             config: Arc::new(config),
             shutdown: shutdown.clone(),
+            loopback_only,
         };
         let router = http::router(state);
         server::serve(listeners, router, send_buffer_bytes, shutdown).await?;

@@ -194,6 +194,7 @@ mod tests {
             hub: Arc::new(crate::hub::Hub::new(1, 1)),
             config: Arc::new(crate::config::Config::default()),
             shutdown: crate::shutdown::Shutdown::new(),
+            loopback_only: true,
         };
         let subscription = state
             .hub

@@ -8,6 +8,7 @@
 mod bearer;
 mod cross_site;
 mod events;
+mod host;
 mod ingest;
 mod status;
 mod viewer;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Ends open event streams and uploads when the server stops.
     pub shutdown: Shutdown,
+    /// Whether every listening address is a loopback one: then requests must be addressed to
+    /// a loopback name (see `host.rs`).
+    pub loopback_only: bool,
 }
 
 /// The whole application as a router, ready to serve.
@@ -55,7 +59,13 @@ pub fn router(state: AppState) -> Router {
     if !state.config.publish_origins.is_empty() {
         writing = writing.layer(publish_cors_layer(&state.config.publish_origins));
     }
-    reading.merge(writing).with_state(state)
+    reading
+        .merge(writing)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host::check_host,
+        ))
+        .with_state(state)
 }
 
 /// CORS for uploads from the pages of `--publish-origins`.

@@ -178,3 +178,46 @@ async fn a_listed_publish_origin_may_publish_and_gets_cors() {
     let (status, _) = page_upload(&server, "http://evil.test", "cross-site").await;
     assert_eq!(status, 403);
 }
+
+/// Sends a GET for `path` addressed to `host`, as a browser whose page's name was rebound to
+/// 127.0.0.1 would.
+async fn get_with_host(server: &TestServer, path: &str, host: &str) -> (u16, String) {
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        crate::common::WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer[9..12].parse().unwrap();
+    (status, answer)
+}
+
+#[tokio::test]
+async fn on_loopback_a_rebound_host_name_is_refused() {
+    let server = TestServer::start_with(|config| {
+        config.allowed_hosts = vec!["camera-box.lan".into()];
+    })
+    .await;
+    for path in ["/streams", "/events?stream=x", "/"] {
+        let (status, answer) = get_with_host(&server, path, "evil.example:8080").await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(answer.contains("--allowed-hosts"), "{answer}");
+    }
+    for host in [
+        "127.0.0.1:8080",
+        "localhost:8080",
+        "[::1]:8080",
+        "camera-box.lan:8080",
+    ] {
+        let (status, answer) = get_with_host(&server, "/streams", host).await;
+        assert_eq!(status, 200, "{host}: {answer}");
+    }
+}

@@ -47,7 +47,7 @@ async fn the_binary_exits_promptly_on_sigterm_with_viewers_connected_and_stderr_
     let mut idle = TcpStream::connect(url.trim_start_matches("http://"))
         .await
         .unwrap();
-    idle.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
 

@@ -22,7 +22,7 @@ async fn a_viewer_that_never_reads_does_not_stop_another_from_getting_every_fram
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = socket.connect(server.addr).await.unwrap();
     stalled
-        .write_all(b"GET /events?stream=s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .write_all(b"GET /events?stream=s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
 

@@ -9,9 +9,9 @@ use tokio::net::TcpStream;
 use crate::common::{TestServer, WAIT, eventually, sample_jpeg, spawn_binary};
 
 /// A request the direct path takes.
-const DIRECT: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\n\r\n";
+const DIRECT: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\n\r\n";
 /// The same request with an (empty) body, which the direct path leaves to hyper.
-const VIA_HYPER: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: x\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n";
+const VIA_HYPER: &str = "GET /events?stream=wire HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://o.test\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n";
 
 /// How the opening of a new stream's events ends: `retry:`, then the state of a stream that is
 /// still waiting for a producer.
@@ -131,7 +131,7 @@ async fn an_event_stream_is_the_same_bytes_with_or_without_hyper() {
 async fn a_refused_subscription_is_the_same_bytes_and_the_connection_stays_usable() {
     let server = TestServer::start().await;
     let bad = |extra: &str| {
-        format!("GET /events?stream=wire&payload=all HTTP/1.1\r\nHost: x\r\n{extra}\r\n")
+        format!("GET /events?stream=wire&payload=all HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n")
     };
     let mut direct = Raw::send(&server, &bad("")).await;
     let mut hyper = Raw::send(&server, &bad("Content-Length: 0\r\n")).await;
@@ -144,7 +144,7 @@ async fn a_refused_subscription_is_the_same_bytes_and_the_connection_stays_usabl
     // Keep-alive: the next request on the same connection is answered.
     direct
         .socket
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     assert!(direct.read_until_ends_with(b"{\"ok\":true}").await);
