@@ -10,20 +10,4 @@ export {
   type SourceState,
   type SourceStatus,
 } from './frame'
-export {
-  backoffDelay,
-  DefaultBackoff,
-  DefaultConnectTimeoutMs,
-  DefaultRetryFloorMs,
-  DefaultStallTimeoutMs,
-  DefaultStatsIntervalMs,
-  FrameStreamError,
-  useFrameStream,
-  type BackoffOptions,
-  type ConnectionStatus,
-  type FrameFeed,
-  type FrameStream,
-  type FrameStreamStats,
-  type HeaderRecord,
-  type UseFrameStreamOptions,
-} from './useFrameStream'
+export * from './useFrameStream'

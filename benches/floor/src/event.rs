@@ -1,5 +1,5 @@
 //! A frame's bytes on the wire, built once for every subscriber: framecast's SSE event wrapped as
-//! one HTTP/1.1 chunk, plus the JPEG dimensions the event carries. Pure code, no I/O.
+//! one HTTP/1.1 chunk. Pure code, no I/O.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -71,34 +71,6 @@ pub fn chunk(data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Width and height from the JPEG's first start-of-frame segment; `None` if `jpeg` does not
-/// start like a JPEG or has no such segment before its image data.
-pub fn dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
-    if !jpeg.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut at = 2;
-    while at + 9 < jpeg.len() {
-        if jpeg[at] != 0xFF {
-            return None;
-        }
-        let marker = jpeg[at + 1];
-        if marker == 0xFF {
-            at += 1; // fill byte
-            continue;
-        }
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let height = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
-            let width = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
-            return Some((width, height));
-        }
-        let len = u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize;
-        at += 2 + len;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,15 +94,5 @@ mod tests {
             bytes.starts_with(b"7C\r\n"),
             "upper-case hex size line, as framecast writes it"
         );
-    }
-
-    #[test]
-    fn dimensions_come_from_the_sof_segment() {
-        let jpeg = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xC0, 0x00, 0x0B, 8, 0x01, 0xE0, 0x02,
-            0x80, 1, 1, 0x11, 0, 0xFF, 0xD9,
-        ];
-        assert_eq!(dimensions(&jpeg), Some((640, 480)));
-        assert_eq!(dimensions(b"not a jpeg"), None);
     }
 }

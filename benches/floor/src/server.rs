@@ -297,7 +297,9 @@ impl Server {
 
     /// Numbers the frame and builds its shared buffer; the stream's index and the JSON reply.
     fn publish(&mut self, stream: &str, jpeg: &[u8]) -> Result<(usize, String), &'static str> {
-        let (width, height) = event::dimensions(jpeg).ok_or("not a JPEG with a frame header")?;
+        // framecast's own JPEG walker: the floor reads frames exactly as the server does.
+        let info = framecast::jpeg::inspect(jpeg).map_err(|_| "not a valid JPEG")?;
+        let (width, height) = (info.width, info.height);
         let index = self.stream(stream);
         let stream = &mut self.streams[index];
         stream.seq += 1;
