@@ -30,6 +30,10 @@ pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
 /// stopped reading can pin in kernel memory: autotuning would let each one queue up to 4 MiB.
 /// At 720p and 30 fps (≈5.6 MB/s) 512 KiB is ≈90 ms of video, ample on a LAN.
 pub const DEFAULT_SEND_BUFFER_BYTES: usize = 256 * 1024;
+/// How long a viewer's connection may accept no bytes at all before it is closed: a viewer that
+/// stopped reading holds one frame, and this bounds for how long. Long enough for a phone
+/// switching networks, short enough that a thousand frozen viewers free their frames soon.
+pub const DEFAULT_SEND_TIMEOUT: &str = "30s";
 /// Frame rate of the built-in test pattern.
 pub const DEFAULT_TEST_PATTERN_FPS: u32 = 30;
 /// Longest wait for the next chunk of an ingest body before the upload is dropped as stalled.
@@ -120,6 +124,11 @@ pub struct Config {
     /// Raise it for viewers far away on fast links.
     #[arg(long, env = "FRAMECAST_SEND_BUFFER_BYTES", default_value_t = DEFAULT_SEND_BUFFER_BYTES)]
     pub send_buffer_bytes: usize,
+
+    /// Close a connection that accepts no bytes for this long (e.g. `30s`; `0` never does).
+    /// Progress, however slow, resets the clock.
+    #[arg(long, env = "FRAMECAST_SEND_TIMEOUT", default_value = DEFAULT_SEND_TIMEOUT, value_parser = parse_duration)]
+    pub send_timeout: Duration,
 
     /// Drop an upload whose body sends nothing for this long (e.g. `10s`).
     #[arg(long, env = "FRAMECAST_INGEST_IDLE", default_value = DEFAULT_INGEST_IDLE, value_parser = parse_duration)]

@@ -111,7 +111,10 @@ impl App {
             let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
             async move { hub.upkeep(stall_after, shutdown).await }
         });
-        let send_buffer_bytes = config.send_buffer_bytes;
+        let limits = server::ConnectionLimits {
+            send_buffer_bytes: config.send_buffer_bytes,
+            send_timeout: config.send_timeout,
+        };
         let loopback_only = listeners.iter().all(|listener| {
             listener
                 .local_addr()
@@ -124,7 +127,7 @@ impl App {
             loopback_only,
         };
         let router = http::router(state);
-        server::serve(listeners, router, send_buffer_bytes, shutdown).await?;
+        server::serve(listeners, router, limits, shutdown).await?;
         Ok(())
     }
 }

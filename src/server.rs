@@ -8,6 +8,7 @@
 //! subscriber should cost a few hundred bytes of heap rather than hyper's two 8 KiB buffers.
 
 mod direct;
+mod send_timeout;
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
 use crate::shutdown::Shutdown;
+pub use send_timeout::SendTimeout;
 
 /// Time a client has to send its request headers; defends against slowloris connections.
 /// The direct path waits this long for the first bytes; a head that is not complete then
@@ -79,14 +81,21 @@ pub async fn bind(address: &str) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// What every connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Caps each socket's kernel send buffer (0: leave it to the kernel).
+    pub send_buffer_bytes: usize,
+    /// A connection that accepts no bytes for this long is closed (zero: never).
+    pub send_timeout: Duration,
+}
+
 /// Serves `router` on every one of `listeners` until `shutdown` fires, then closes every
 /// connection.
-///
-/// `send_buffer_bytes` (0: leave it to the kernel) caps each socket's kernel send buffer.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
-    send_buffer_bytes: usize,
+    limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
@@ -119,9 +128,9 @@ pub async fn serve(
         }
         // A viewer that stops reading fills its socket's send buffer; capped, a thousand of them
         // cannot push the kernel into TCP memory pressure, which would slow every connection.
-        if send_buffer_bytes > 0
+        if limits.send_buffer_bytes > 0
             && let Err(err) =
-                socket2::SockRef::from(&socket).set_send_buffer_size(send_buffer_bytes)
+                socket2::SockRef::from(&socket).set_send_buffer_size(limits.send_buffer_bytes)
         {
             tracing::debug!(%err, %peer, "could not set SO_SNDBUF");
         }
@@ -129,6 +138,7 @@ pub async fn serve(
             socket,
             peer,
             router.clone(),
+            limits.send_timeout,
             shutdown.clone(),
         ));
     }
@@ -147,8 +157,18 @@ pub async fn serve(
 
 /// Serves one connection until it closes: directly if it is an event stream the direct path
 /// takes, else with hyper. This future is the connection's task, alive as long as a subscriber.
-async fn serve_connection(socket: TcpStream, peer: SocketAddr, router: Router, shutdown: Shutdown) {
-    let socket = match direct::serve(socket, &router, HEADER_READ_TIMEOUT, &shutdown).await {
+async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    send_timeout: Duration,
+    shutdown: Shutdown,
+) {
+    let timeouts = direct::Timeouts {
+        header: HEADER_READ_TIMEOUT,
+        send: send_timeout,
+    };
+    let socket = match direct::serve(socket, &router, timeouts, &shutdown).await {
         Ok(direct::Outcome::Hyper(socket)) => socket,
         Ok(direct::Outcome::Done) => return,
         Err(err) => {
@@ -157,11 +177,17 @@ async fn serve_connection(socket: TcpStream, peer: SocketAddr, router: Router, s
         }
     };
     // Boxed, so that the task of a connection served directly stays small.
+    let socket = SendTimeout::new(socket, send_timeout);
     Box::pin(serve_with_hyper(socket, peer, router, shutdown)).await;
 }
 
 /// Serves one connection with hyper until it closes, or gracefully once `shutdown` fires.
-async fn serve_with_hyper(socket: TcpStream, peer: SocketAddr, router: Router, shutdown: Shutdown) {
+async fn serve_with_hyper(
+    socket: SendTimeout<TcpStream>,
+    peer: SocketAddr,
+    router: Router,
+    shutdown: Shutdown,
+) {
     // The router's error type is `Infallible`: every failure is already a response.
     let service =
         hyper::service::service_fn(move |request: Request<Incoming>| router.clone().call(request));
@@ -200,7 +226,8 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         let (socket, peer) = accepted.unwrap();
-        let task = serve_connection(socket, peer, Router::new(), Shutdown::new());
+        let send_timeout = Duration::from_secs(30);
+        let task = serve_connection(socket, peer, Router::new(), send_timeout, Shutdown::new());
         let size = std::mem::size_of_val(&task);
         assert!(
             size <= CONNECTION_TASK_BUDGET,

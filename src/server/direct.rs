@@ -46,6 +46,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tower::Service;
 
+use super::SendTimeout;
 use crate::http::EVENTS_PATH;
 use crate::shutdown::Shutdown;
 
@@ -67,6 +68,15 @@ pub enum Outcome {
     Hyper(TcpStream),
 }
 
+/// How long a client may take: to send its request head, and to accept each write.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For the request head's first bytes.
+    pub header: Duration,
+    /// For each write of the stream to make progress (zero: no limit); see [`SendTimeout`].
+    pub send: Duration,
+}
+
 /// Where a connection stands once its request, if taken, has been answered.
 enum Answered {
     /// The head of an event stream went out; its body is still to be written.
@@ -77,20 +87,21 @@ enum Answered {
 
 /// Serves `socket` here if its first bytes are a `GET /events` request this path takes.
 ///
-/// Waits at most `header_timeout` for those bytes, and not past `shutdown`.
+/// Waits at most `timeouts.header` for those bytes, and not past `shutdown`.
 pub async fn serve(
     socket: TcpStream,
     router: &Router,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     shutdown: &Shutdown,
 ) -> io::Result<Outcome> {
     // Boxed: everything before the event stream is short-lived, and inline it would size the
     // connection's task, which lives as long as the subscriber.
-    let answered = Box::pin(answer(socket, router, header_timeout, shutdown)).await?;
-    let (mut socket, mut body) = match answered {
+    let answered = Box::pin(answer(socket, router, timeouts.header, shutdown)).await?;
+    let (socket, mut body) = match answered {
         Answered::Streaming(socket, body) => (socket, body),
         Answered::Finished(outcome) => return Ok(outcome),
     };
+    let mut socket = SendTimeout::new(socket, timeouts.send);
     stream_chunked(&mut socket, &mut body).await?;
     Ok(Outcome::Done)
 }
@@ -211,12 +222,12 @@ fn encode_head(parts: &Parts, length: Option<u64>, now: SystemTime) -> Vec<u8> {
 }
 
 /// Writes each frame of `body` as one chunk until the body ends (then the last chunk), the
-/// client closes its side, or a write fails. The next frame is polled only once the previous
+/// client closes its side, or a write fails or makes no progress for the send timeout. The next frame is polled only once the previous
 /// one is written, so a slow client holds one frame and skips to the newest.
 ///
 /// Written as one poll loop over a [`Chunk`] rather than nested `async fn`s: this state lives
 /// as long as the subscriber, and the loop keeps it to a few dozen bytes.
-async fn stream_chunked(socket: &mut TcpStream, body: &mut Body) -> io::Result<()> {
+async fn stream_chunked(socket: &mut SendTimeout<TcpStream>, body: &mut Body) -> io::Result<()> {
     let mut out: Option<Chunk> = None;
     let mut ended = false;
     let mut client_bytes = 0;
@@ -238,7 +249,7 @@ async fn stream_chunked(socket: &mut TcpStream, body: &mut Body) -> io::Result<(
                     return Poll::Ready(Ok(()));
                 }
             }
-            if poll_client_gone(socket, &mut client_bytes, cx).is_ready() {
+            if poll_client_gone(socket.get_ref(), &mut client_bytes, cx).is_ready() {
                 return Poll::Ready(Ok(()));
             }
             match ready!(Pin::new(&mut *body).poll_frame(cx)) {
