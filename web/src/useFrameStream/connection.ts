@@ -1,6 +1,6 @@
 // One framecast `/events` connection over fetch-event-source, with no React in it: open-response checks,
-// reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`), connect timeout, stall watchdog,
-// headers per attempt.
+// reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`, an immediate reconnect when the
+// access token expires, a few retries of 401/403), connect timeout, stall watchdog, headers per attempt.
 
 import { fetchEventSource, type EventSourceMessage } from '@microsoft/fetch-event-source'
 
@@ -39,14 +39,28 @@ export const DefaultStallTimeoutMs = 37_500
  */
 export const DefaultConnectTimeoutMs = 10_000
 
+/**
+ * How many 401/403 answers since the last good open are retried, each with headers fetched afresh,
+ * before one counts as fatal. Two cover a token that expired on its way to the server and an app
+ * still busy refreshing it (each retry waits the backoff's first step, about a second); a backend
+ * that keeps refusing stops the hook a few seconds later instead of being asked forever.
+ */
+export const AuthRetries = 2
+
 /** Content type a good `/events` response must have. */
 const EventStreamContentType = 'text/event-stream'
+
+/** The `reason` of the `event: end` framecast sends before it ends a stream whose access token expired. */
+const TokenExpired = 'token-expired'
 
 /** Why a connection failed or stopped; `fatal` errors end the reconnect loop. */
 export class FrameStreamError extends Error {
   /** HTTP status of the response that caused it, if any. */
   readonly status: number | undefined
-  /** True when retrying cannot help (401, 403, 404, 204, ...): the hook stops until `reconnect()`. */
+  /**
+   * True when retrying cannot help (404, 204, other 4xx, and 401/403 once fresh headers have not
+   * helped or cannot change): the hook stops until `reconnect()`.
+   */
   readonly fatal: boolean
   /** Delay the server asked for with `Retry-After`, in milliseconds. */
   readonly retryAfterMs: number | undefined
@@ -77,6 +91,8 @@ export interface ConnectionOptions {
   url: string
   /** Returns the headers for the next attempt; called before every connect and reconnect. */
   headers: () => HeaderRecord | Promise<HeaderRecord>
+  /** How many 401/403 answers since the last good open are retried; 0 when `headers` cannot change. */
+  authRetries: number
   /** The fetch to use; the global one when absent. */
   fetch?: typeof fetch | undefined
   backoff: Required<BackoffOptions>
@@ -129,8 +145,24 @@ function connectTimeoutError(timeoutMs: number): FrameStreamError {
   )
 }
 
-/** Decides what an `/events` response means; throws a FrameStreamError unless the stream can be read. */
-function checkResponse(response: Response): void {
+/** Reads the `reason` of an `event: end`; null if it has none. */
+function parseEndReason(data: string): string | null {
+  const value: unknown = JSON.parse(data)
+  if (typeof value !== 'object' || value === null) return null
+  const { reason } = value as { reason?: unknown }
+  return typeof reason === 'string' ? reason : null
+}
+
+/** True for the answers a fresh token may cure. */
+function isAuthRefusal(status: number | undefined): boolean {
+  return status === 401 || status === 403
+}
+
+/**
+ * Decides what an `/events` response means; throws a FrameStreamError unless the stream can be read.
+ * `retryAuth` says whether a 401/403 may be tried again with fresh headers.
+ */
+function checkResponse(response: Response, retryAuth: boolean): void {
   const { status } = response
   const type = response.headers.get('content-type') ?? ''
   if (response.ok && status !== 204 && type.startsWith(EventStreamContentType)) return
@@ -146,8 +178,13 @@ function checkResponse(response: Response): void {
       retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
     })
   }
+  if (isAuthRefusal(status)) {
+    throw retryAuth
+      ? new FrameStreamError(`not authorized (${status}); retrying with fresh headers`, { status })
+      : new FrameStreamError(`not authorized (${status})`, { status, fatal: true })
+  }
   if (status >= 400) {
-    const why = status === 401 || status === 403 ? 'not authorized' : status === 404 ? 'no such stream' : 'request refused'
+    const why = status === 404 ? 'no such stream' : 'request refused'
     throw new FrameStreamError(`${why} (${status})`, { status, fatal: true })
   }
   throw new FrameStreamError(`expected ${EventStreamContentType}, got ${status} ${type || 'no content type'}`, {
@@ -157,8 +194,9 @@ function checkResponse(response: Response): void {
 
 /**
  * Opens `/events` and keeps it open until the returned function is called: reconnects after
- * network errors, 5xx/429/408, a clean end of the body (server restart) and stalls; stops for good
- * on 204 and other 4xx. The returned close function is idempotent and fires no callbacks.
+ * network errors, 5xx/429/408, a clean end of the body (server restart) and stalls, and at once
+ * after `event: end` with reason `token-expired`; retries 401/403 up to `authRetries` times; stops
+ * for good on 204 and other 4xx. The returned close function is idempotent and fires no callbacks.
  */
 export function openConnection(options: ConnectionOptions, events: ConnectionEvents): () => void {
   // One controller for the whole connection: aborting it ends fetch-event-source's loop and its retry timer.
@@ -166,6 +204,10 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   let closed = false
   /** Failed attempts since the last good open. */
   let attempt = 0
+  /** 401/403 answers since the last good open. */
+  let authRefusals = 0
+  /** The `reason` of the current response's `event: end`, once the server has sent one. */
+  let endReason: string | null = null
   let everOpened = false
   let retryFloorMs = DefaultRetryFloorMs
   /** Aborts only the current request; the watchdog uses it to force a retry through `onerror`. */
@@ -224,6 +266,7 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
     request = perRequest
     stalled = false
     connectTimedOut = false
+    endReason = null
     const extra = await options.headers()
     if (perRequest.signal.aborted || closed) throw new DOMException('connection closed', 'AbortError')
     startConnectTimer(perRequest)
@@ -235,8 +278,9 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   const onopen = async (response: Response) => {
     stopConnectTimer()
     if (closed) return
-    checkResponse(response)
+    checkResponse(response, authRefusals < options.authRetries)
     attempt = 0
+    authRefusals = 0
     everOpened = true
     startWatchdog()
     setStatus('open', null)
@@ -255,6 +299,9 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
       } else if (message.event === 'frame' || message.event === '') {
         const frame = parseFrame(message.data, Date.now())
         if (frame) events.onFrame(frame)
+      } else if (message.event === 'end') {
+        // The server ends the body right after this; onerror reads the reason then.
+        endReason = parseEndReason(message.data)
       }
     } catch (error) {
       // A throw here would make fetch-event-source drop the connection and reconnect in a loop.
@@ -264,25 +311,45 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
 
   const onclose = () => {
     // fetch-event-source resolves (and stops) when the body ends; a server restart must reconnect instead.
-    throw new FrameStreamError('server ended the stream')
+    const why = endReason === null ? '' : ` (${endReason})`
+    throw new FrameStreamError(`server ended the stream${why}`)
+  }
+
+  /** The FrameStreamError for whatever ended an attempt. */
+  const describeFailure = (cause: unknown): FrameStreamError =>
+    cause instanceof FrameStreamError
+      ? cause
+      : stalled
+        ? new FrameStreamError(`no data for ${options.stallTimeoutMs} ms; reconnecting`)
+        : connectTimedOut
+          ? connectTimeoutError(options.connectTimeoutMs)
+          : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
+
+  // An expired token is no failure of the server or the network: waiting would only leave the
+  // picture frozen, and the next attempt asks for fresh headers. So no delay and no attempt counted.
+  const reconnectWithFreshToken = (): number => {
+    setStatus('reconnecting', new FrameStreamError('access token expired; reconnecting with fresh headers'))
+    return 0
+  }
+
+  // The first backoff step each time: long enough for an app to finish refreshing its token.
+  const retryAuthRefusal = (error: FrameStreamError): number => {
+    authRefusals += 1
+    setStatus(everOpened ? 'reconnecting' : 'connecting', error)
+    return backoffDelay(1, options.backoff, retryFloorMs)
   }
 
   const onerror = (cause: unknown): number => {
     stopWatchdog()
     stopConnectTimer()
     if (closed) throw cause
-    const error =
-      cause instanceof FrameStreamError
-        ? cause
-        : stalled
-          ? new FrameStreamError(`no data for ${options.stallTimeoutMs} ms; reconnecting`)
-          : connectTimedOut
-            ? connectTimeoutError(options.connectTimeoutMs)
-            : new FrameStreamError(cause instanceof Error ? cause.message : 'network error', { cause })
+    if (endReason === TokenExpired) return reconnectWithFreshToken()
+    const error = describeFailure(cause)
     if (error.fatal) {
       setStatus('error', error)
       throw error // the only way to stop fetch-event-source's retry loop
     }
+    if (isAuthRefusal(error.status)) return retryAuthRefusal(error)
     attempt += 1
     setStatus(everOpened ? 'reconnecting' : 'connecting', error)
     const delay = backoffDelay(attempt, options.backoff, retryFloorMs)

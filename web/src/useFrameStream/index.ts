@@ -1,6 +1,7 @@
 // Public entry of the useFrameStream folder: what the package and other components may import from it.
 
 export {
+  AuthRetries,
   backoffDelay,
   DefaultBackoff,
   DefaultConnectTimeoutMs,

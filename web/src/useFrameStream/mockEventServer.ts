@@ -125,3 +125,8 @@ export function frameEvent(seq: number, extra: Record<string, unknown> = {}): st
   const data = { stream: 'default', seq, ts: 1_764_000_000_000 + seq, width: 4, height: 2, size: 3, jpeg: '/9j/', ...extra }
   return `id: ${seq}\nevent: frame\ndata: ${JSON.stringify(data)}\n\n`
 }
+
+/** The SSE text of the last event framecast sends before it ends a stream (`reason` as in `token-expired`). */
+export function endEvent(reason: string): string {
+  return `event: end\ndata: ${JSON.stringify({ reason })}\n\n`
+}

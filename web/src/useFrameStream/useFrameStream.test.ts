@@ -4,8 +4,8 @@ import { act, cleanup, renderHook } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { DefaultConnectTimeoutMs, FrameStreamError } from './connection'
-import { createMockEventServer, frameEvent, type MockEventServer } from './mockEventServer'
+import { AuthRetries, DefaultConnectTimeoutMs, FrameStreamError } from './connection'
+import { createMockEventServer, endEvent, frameEvent, type MockEventServer } from './mockEventServer'
 import { useFrameStream, type UseFrameStreamOptions } from './useFrameStream'
 
 /** Lets pending stream reads and promise callbacks run, then moves fake time on by `ms`. */
@@ -270,6 +270,114 @@ describe('failures and reconnects', () => {
     await advance(1_000)
     expect(server.requests).toHaveLength(2)
     expect(server.live()).toHaveLength(1)
+  })
+})
+
+describe('access tokens', () => {
+  /** A getHeaders that hands out a new bearer token, t1, t2, ..., on every call. */
+  function tokenSource() {
+    let token = 0
+    return vi.fn(() => ({ Authorization: `Bearer t${++token}` }))
+  }
+  const tokensSent = () => server.requests.map(r => r.headers['Authorization'])
+
+  it('reconnects at once with a fresh token when the token expires, keeping the last frame', async () => {
+    let token = 0
+    let release = () => {}
+    // The second call waits until released, so the moment between the two connections can be looked at.
+    const getHeaders = vi.fn(async () => {
+      token += 1
+      if (token === 2) await new Promise<void>(resolve => (release = resolve))
+      return { Authorization: `Bearer t${token}` }
+    })
+    const { result } = renderStream({ getHeaders })
+    await advance()
+    const unsubscribe = result.current.frames.subscribe(() => {})
+    server.requests[0]!.push(frameEvent(1) + endEvent('token-expired'))
+    server.requests[0]!.end()
+
+    await advance() // no time passes: the usual reconnect would wait at least the 1 s floor
+    expect(getHeaders).toHaveBeenCalledTimes(2)
+    expect(result.current).toMatchObject({ status: 'reconnecting', lastSeq: 1, width: 4, height: 2 })
+    expect(result.current.error).toMatchObject({
+      message: 'access token expired; reconnecting with fresh headers',
+      fatal: false,
+    })
+
+    release()
+    await advance()
+    expect(tokensSent()).toEqual(['Bearer t1', 'Bearer t2'])
+    expect(result.current).toMatchObject({ status: 'open', error: null, opens: 2, lastSeq: 1 })
+    expect(result.current.frames.take()?.seq).toBe(1) // the frame survived the reconnect
+    unsubscribe()
+  })
+
+  it('treats an end for another reason as the end of the stream, reconnecting after the usual delay', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0)
+    const { result } = renderStream({ getHeaders: tokenSource() })
+    await advance()
+    server.requests[0]!.push(endEvent('shutdown'))
+    server.requests[0]!.end()
+    await advance()
+    expect(result.current.status).toBe('reconnecting')
+    expect(result.current.error?.message).toBe('server ended the stream (shutdown)')
+
+    await advance(999)
+    expect(server.requests).toHaveLength(1)
+    await advance(1)
+    expect(server.requests).toHaveLength(2)
+  })
+
+  it('retries a 401 with a fresh token from getHeaders, and opens', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0)
+    server.answerNext({ status: 401, headers: { 'www-authenticate': 'Bearer' }, body: '{"error":"token expired"}' })
+    const { result } = renderStream({ getHeaders: tokenSource() })
+    await advance()
+    expect(result.current.status).toBe('connecting')
+    expect(result.current.error).toMatchObject({ status: 401, fatal: false })
+
+    await advance(999)
+    expect(server.requests).toHaveLength(1)
+    await advance(1) // the backoff's first step: the 1 s floor, no jitter
+    expect(tokensSent()).toEqual(['Bearer t1', 'Bearer t2'])
+    expect(result.current).toMatchObject({ status: 'open', error: null })
+  })
+
+  it.each([401, 403])('stops with a fatal error when %i comes back after every fresh token', async status => {
+    // One answer more than the hook retries: a fourth request would get a stream and open.
+    server.answerNext({ status }, { status }, { status })
+    const getHeaders = tokenSource()
+    const { result } = renderStream({ getHeaders })
+    await advance(10_000)
+    expect(result.current.status).toBe('error')
+    expect(result.current.error).toMatchObject({ status, fatal: true })
+    expect(getHeaders).toHaveBeenCalledTimes(1 + AuthRetries)
+    expect(AuthRetries).toBe(2)
+
+    await advance(120_000)
+    expect(server.requests).toHaveLength(3)
+  })
+
+  it('counts refusals afresh after a good open', async () => {
+    server.answerNext({ status: 401 }, { status: 401 })
+    const { result } = renderStream({ getHeaders: tokenSource() })
+    await advance(5_000)
+    expect(result.current).toMatchObject({ status: 'open', opens: 1 })
+
+    server.answerNext({ status: 403 }, { status: 403 })
+    server.requests[2]!.push(endEvent('token-expired'))
+    server.requests[2]!.end()
+    await advance(5_000)
+    expect(result.current).toMatchObject({ status: 'open', opens: 2 })
+    expect(server.requests).toHaveLength(6)
+  })
+
+  it('stops at once on 401 when the token is in static headers, which cannot change', async () => {
+    server.answerNext({ status: 401 })
+    const { result } = renderStream({ headers: { Authorization: 'Bearer fixed' } })
+    await advance(120_000)
+    expect(result.current.error).toMatchObject({ status: 401, fatal: true })
+    expect(server.requests).toHaveLength(1)
   })
 })
 

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExter
 
 import type { Frame, SourceState } from '../frame'
 import {
+  AuthRetries,
   DefaultBackoff,
   DefaultConnectTimeoutMs,
   DefaultStallTimeoutMs,
@@ -35,6 +36,12 @@ export interface UseFrameStreamOptions {
   /**
    * Called before every connect and reconnect; its headers are added after `headers`. Use it for a
    * token that expires: `getHeaders: () => ({ Authorization: `Bearer ${auth.token()}` })`. May be async.
+   *
+   * When the token expires, the server ends the stream and the hook reconnects at once, calling this
+   * for the new token; status is `reconnecting` for that moment and the last picture stays up. A 401
+   * or 403 is retried {@link AuthRetries} (2) times, about a second apart, calling this each time; if
+   * the server still refuses, the hook stops with a fatal error. Without `getHeaders` the headers
+   * cannot change, so a 401 or 403 is fatal at once.
    */
   getHeaders?: (() => HeaderRecord | Promise<HeaderRecord>) | undefined
   /** Close the connection while the tab is hidden and reopen it when shown. Default true. */
@@ -181,7 +188,9 @@ function eventsUrl(url: string, stream: string | undefined, payload: 'jpeg' | 'n
 /**
  * Subscribes to one framecast stream over Server-Sent Events and returns its connection state and
  * counters, updated a few times a second. Reconnects with jittered backoff after errors, server
- * restarts and stalls; stops on 401/403/404/204 until `reconnect()`. One connection per mounted hook.
+ * restarts and stalls, and at once when the server ends the stream because the access token
+ * expired. Stops until `reconnect()` on 404/204, and on 401/403 once retries with fresh `getHeaders`
+ * have not helped (at once without `getHeaders`). One connection per mounted hook.
  *
  * @example
  * ```tsx
@@ -249,6 +258,8 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
           ...latest.current.headers,
           ...(await latest.current.getHeaders?.()),
         }),
+        // Static headers would only be refused again.
+        authRetries: latest.current.getHeaders ? AuthRetries : 0,
         fetch: latest.current.fetch,
         backoff: {
           initialMs: latest.current.backoff?.initialMs ?? DefaultBackoff.initialMs,
