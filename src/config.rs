@@ -26,6 +26,9 @@ pub const DEFAULT_MAX_STREAMS: usize = 64;
 pub const DEFAULT_MAX_WAITING_STREAMS: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
+/// Most connections served at once: every subscriber, upload and request holds one. Above
+/// `--max-subscribers`, so uploads and `/streams` still get in when the viewers are at their cap.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
 /// Kernel send buffer asked for on each connection (Linux doubles it). Bounds what a viewer that
 /// stopped reading can pin in kernel memory: autotuning would let each one queue up to 4 MiB.
 /// At 720p and 30 fps (≈5.6 MB/s) 512 KiB is ≈90 ms of video, ample on a LAN.
@@ -119,6 +122,11 @@ pub struct Config {
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
     pub max_subscribers: usize,
+
+    /// Most open connections; beyond it new ones get 503, except `/healthz`. Lowered at start
+    /// if the open-file limit (raised to its hard limit) cannot hold that many, with a warning.
+    #[arg(long, env = "FRAMECAST_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// Kernel send buffer per connection, in bytes (`0` leaves it to the kernel's autotuning).
     /// Raise it for viewers far away on fast links.

@@ -59,6 +59,9 @@ pub enum Error {
         "publishing from web pages on other sites is not allowed ({0}); list the page's origin in --publish-origins to allow it"
     )]
     CrossSitePublish(String),
+    /// The server already serves `--max-connections` connections.
+    #[error("the server is serving as many connections as it may; try again shortly")]
+    TooManyConnections,
     /// The hub refused the stream: fed by a source, or a limit reached.
     #[error(transparent)]
     Hub(#[from] HubError),
@@ -78,6 +81,7 @@ impl Error {
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
+            Error::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Error::Hub(
                 HubError::TooManyStreams(_)
                 | HubError::TooManyWaitingStreams(_)

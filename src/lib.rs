@@ -114,6 +114,10 @@ impl App {
         let limits = server::ConnectionLimits {
             send_buffer_bytes: config.send_buffer_bytes,
             send_timeout: config.send_timeout,
+            max_connections: server::fit_to_fd_limit(
+                config.max_connections,
+                server::raise_fd_limit(),
+            ),
         };
         let loopback_only = listeners.iter().all(|listener| {
             listener

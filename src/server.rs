@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
+use crate::error::Error;
 use crate::shutdown::Shutdown;
 pub use send_timeout::SendTimeout;
 
@@ -35,6 +37,15 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_BUFFER_LIMIT: usize = 64 * 1024;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Connections taken beyond `--max-connections`, each only long enough to answer `/healthz` or
+/// refuse with 503, so that a full server still says it is alive; past these, a new connection
+/// is closed at once.
+const OVERFLOW_CONNECTIONS: usize = 16;
+/// All the time an overflow connection gets, request and answer included.
+const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
+/// File descriptors kept free of client connections: standard streams, listeners, camera
+/// connections, replayed files, and the overflow connections.
+const RESERVED_FDS: u64 = 64 + OVERFLOW_CONNECTIONS as u64;
 /// Longest wait for open connections to close once shutdown has begun.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -88,6 +99,41 @@ pub struct ConnectionLimits {
     pub send_buffer_bytes: usize,
     /// A connection that accepts no bytes for this long is closed (zero: never).
     pub send_timeout: Duration,
+    /// Most connections served at once; see [`fit_to_fd_limit`].
+    pub max_connections: usize,
+}
+
+/// Raises this process's open-file soft limit to its hard limit, and returns the limit then in
+/// force (`None` where it cannot be read).
+pub fn raise_fd_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(err) => {
+            tracing::warn!(%err, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// `max_connections`, lowered if need be so that connections never use up `fd_limit`: a full
+/// server then refuses connections cleanly instead of failing to accept them.
+pub fn fit_to_fd_limit(max_connections: usize, fd_limit: Option<u64>) -> usize {
+    let Some(fd_limit) = fd_limit else {
+        return max_connections;
+    };
+    let room = usize::try_from(fd_limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if max_connections > room {
+        tracing::warn!(
+            max_connections,
+            fd_limit,
+            serving = room,
+            "--max-connections is more than the open-file limit allows; raise the limit \
+             (ulimit -n, or LimitNOFILE= in a systemd unit) to serve that many"
+        );
+    }
+    max_connections.min(room)
 }
 
 /// Serves `router` on every one of `listeners` until `shutdown` fires, then closes every
@@ -99,6 +145,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
+    let overflow = tokio_util::task::TaskTracker::new();
     let mut incoming = futures_util::stream::select_all(
         listeners
             .into_iter()
@@ -122,6 +169,14 @@ pub async fn serve(
         let Ok(peer) = socket.peer_addr() else {
             continue;
         };
+        if connections.len() >= limits.max_connections {
+            if overflow.len() < OVERFLOW_CONNECTIONS {
+                overflow.spawn(serve_overflow(socket, peer, router.clone()));
+            } else {
+                tracing::debug!(%peer, "closing a connection: the server is full");
+            }
+            continue;
+        }
         // Frames are written whole; waiting to coalesce small writes only adds latency.
         if let Err(err) = socket.set_nodelay(true) {
             tracing::debug!(%err, %peer, "could not set TCP_NODELAY");
@@ -143,9 +198,12 @@ pub async fn serve(
         ));
     }
     connections.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
-        .await
-        .is_err()
+    overflow.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        tokio::join!(connections.wait(), overflow.wait())
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             open = connections.len(),
@@ -209,6 +267,31 @@ async fn serve_with_hyper(
     }
 }
 
+/// Serves one request on a connection beyond `--max-connections`: `/healthz` as usual,
+/// anything else 503, all within [`OVERFLOW_DEADLINE`].
+async fn serve_overflow(socket: TcpStream, peer: SocketAddr, router: Router) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            if request.uri().path() == "/healthz" {
+                router.clone().call(request).await
+            } else {
+                Ok(Error::TooManyConnections.into_response())
+            }
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(OVERFLOW_DEADLINE)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(socket), service);
+    match tokio::time::timeout(OVERFLOW_DEADLINE, connection).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::debug!(%err, %peer, "overflow connection ended with an error"),
+        Err(_) => tracing::debug!(%peer, "overflow connection out of time"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +317,16 @@ mod tests {
             "a connection task takes {size} bytes, over its budget of {CONNECTION_TASK_BUDGET}"
         );
         drop((task, client));
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_room_in_the_fd_limit() {
+        assert_eq!(fit_to_fd_limit(25_000, None), 25_000);
+        assert_eq!(fit_to_fd_limit(25_000, Some(1_048_576)), 25_000);
+        assert_eq!(
+            fit_to_fd_limit(25_000, Some(256)),
+            256 - RESERVED_FDS as usize
+        );
+        assert_eq!(fit_to_fd_limit(25_000, Some(10)), 0);
     }
 }

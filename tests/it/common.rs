@@ -246,16 +246,23 @@ pub async fn spawn_binary(
     args: &[&str],
     stdin: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
     let default_bind: &[&str] = if args.contains(&"--bind") {
         &[]
     } else {
         &["--bind", "127.0.0.1:0"]
     };
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(default_bind)
-        .args(args)
-        .stdin(stdin)
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"));
+    command.args(default_bind).args(args).stdin(stdin);
+    spawn_command(command).await
+}
+
+/// Starts `command`, which runs the binary (perhaps through a shell that sets limits first), and
+/// returns it with its base URL, as [`spawn_binary`] does.
+pub async fn spawn_command(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
