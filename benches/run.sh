@@ -194,7 +194,9 @@ start_server() { # framecast|floor|nchan
     framecast | floor)
       # Both print "NAME listening on http://ADDR" on stdout once bound.
       if [[ $1 == framecast ]]; then
+        # Every simulated viewer comes from 127.0.0.1, so the per-client cap is lifted.
         taskset -c 0 "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \
+          --max-subscribers-per-ip 1000000 \
           >"$scratch/$1.out" 2>"$scratch/$1.err" &
       else
         taskset -c 0 "$floor_bin" --bind 127.0.0.1:0 >"$scratch/$1.out" 2>"$scratch/$1.err" &

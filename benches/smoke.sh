@@ -63,6 +63,6 @@ check() { # name seconds command...
   stop
 }
 
-check framecast 2 target/release/framecast --no-test-pattern
+check framecast 2 target/release/framecast --no-test-pattern --max-subscribers-per-ip 1000000
 check floor 1 target/release/floor
 echo "smoke: loadgen checks passed (framecast and floor)"

@@ -26,6 +26,19 @@ pub const DEFAULT_MAX_STREAMS: usize = 64;
 pub const DEFAULT_MAX_WAITING_STREAMS: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
+/// Most event streams one client (one address, or one IPv6 /64) may hold: a wall of cameras in
+/// a few tabs, or an office behind one NAT, fits; one client cannot take every viewer slot.
+pub const DEFAULT_MAX_SUBSCRIBERS_PER_IP: usize = 256;
+/// Most uploads one client may have in progress at once.
+pub const DEFAULT_MAX_UPLOADS_PER_IP: usize = 16;
+/// Most uploads in progress at once, all clients: one continuous upload for each of
+/// `--max-streams` streams, and as many single-frame posts again.
+pub const DEFAULT_MAX_UPLOADS: usize = 128;
+/// Most bytes all uploads in progress may buffer together (each holds up to one frame).
+pub const DEFAULT_MAX_UPLOAD_BUFFER_BYTES: usize = 256 * 1024 * 1024;
+/// Longest a frame may take to arrive whole: a single upload's body, or each frame of a
+/// continuous one. An 8 MiB frame in a minute needs about 140 KB/s.
+pub const DEFAULT_UPLOAD_TIMEOUT: &str = "60s";
 /// Most connections served at once: every subscriber, upload and request holds one. Above
 /// `--max-subscribers`, so uploads and `/streams` still get in when the viewers are at their cap.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
@@ -122,6 +135,34 @@ pub struct Config {
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
     pub max_subscribers: usize,
+
+    /// Most event streams one client address (an IPv6 /64) may have open; more get 429.
+    #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS_PER_IP", default_value_t = DEFAULT_MAX_SUBSCRIBERS_PER_IP)]
+    pub max_subscribers_per_ip: usize,
+
+    /// Most uploads one client address (an IPv6 /64) may have in progress; more get 429.
+    #[arg(long, env = "FRAMECAST_MAX_UPLOADS_PER_IP", default_value_t = DEFAULT_MAX_UPLOADS_PER_IP)]
+    pub max_uploads_per_ip: usize,
+
+    /// Most uploads in progress at once; more get 503.
+    #[arg(long, env = "FRAMECAST_MAX_UPLOADS", default_value_t = DEFAULT_MAX_UPLOADS)]
+    pub max_uploads: usize,
+
+    /// Most bytes all uploads in progress may buffer together; an upload that would pass it
+    /// gets 503.
+    #[arg(long, env = "FRAMECAST_MAX_UPLOAD_BUFFER_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BUFFER_BYTES)]
+    pub max_upload_buffer_bytes: usize,
+
+    /// Time a frame has to arrive whole: a single-JPEG upload's body, or each frame of a
+    /// continuous upload after the one before; slower uploads get 408.
+    #[arg(long, env = "FRAMECAST_UPLOAD_TIMEOUT", default_value = DEFAULT_UPLOAD_TIMEOUT, value_parser = parse_duration)]
+    pub upload_timeout: Duration,
+
+    /// framecast is behind a reverse proxy: take the client's address for the per-client
+    /// limits from the last entry of `Forwarded` or `X-Forwarded-For`, which the proxy must set.
+    #[arg(long, env = "FRAMECAST_TRUST_PROXY",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_proxy: bool,
 
     /// Most open connections; beyond it new ones get 503, except `/healthz`. Lowered at start
     /// if the open-file limit (raised to its hard limit) cannot hold that many, with a warning.

@@ -59,6 +59,27 @@ pub enum Error {
         "publishing from web pages on other sites is not allowed ({0}); list the page's origin in --publish-origins to allow it"
     )]
     CrossSitePublish(String),
+    /// This client already holds as many of something as one client may.
+    #[error("this client already has {limit} {what} open, the most one client may ({flag})")]
+    ClientQuota {
+        /// What it has too many of: "event streams", "uploads".
+        what: &'static str,
+        /// The cap.
+        limit: usize,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
+    /// As many uploads as the server takes at once are in progress.
+    #[error("the server is taking as many uploads at once as it may ({0}); try again shortly")]
+    TooManyUploads(usize),
+    /// Uploads in progress already buffer as many bytes as they may, all together.
+    #[error(
+        "uploads in progress already buffer {0} bytes, the most the server holds; try again shortly"
+    )]
+    UploadBufferFull(usize),
+    /// A frame took longer than the upload timeout to arrive whole.
+    #[error("upload too slow: a frame must arrive whole within {0:?}")]
+    UploadTooSlow(std::time::Duration),
     /// The server already serves `--max-connections` connections.
     #[error("the server is serving as many connections as it may; try again shortly")]
     TooManyConnections,
@@ -79,7 +100,11 @@ impl Error {
             Error::CrossSitePublish(_) | Error::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::IngestStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::IngestStalled(_) | Error::UploadTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::ClientQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyUploads(_) | Error::UploadBufferFull(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
             Error::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Error::Hub(
@@ -105,7 +130,7 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(FULL_RETRY_AFTER_SECS),

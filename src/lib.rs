@@ -124,12 +124,7 @@ impl App {
                 .local_addr()
                 .is_ok_and(|addr| addr.ip().is_loopback())
         });
-        let state = http::AppState {
-            hub,
-            config: Arc::new(config),
-            shutdown: shutdown.clone(),
-            loopback_only,
-        };
+        let state = http::AppState::new(hub, Arc::new(config), shutdown.clone(), loopback_only);
         let router = http::router(state);
         server::serve(listeners, router, limits, shutdown).await?;
         Ok(())

@@ -85,6 +85,11 @@ impl SplitPublisher {
         }
     }
 
+    /// Bytes held for the frame not yet complete.
+    pub fn buffered_bytes(&self) -> usize {
+        self.splitter.buffered_bytes()
+    }
+
     /// Ends the byte stream: whatever is left over is published or counted as rejected.
     pub fn finish(&mut self) {
         while let Some(piece) = self.splitter.finish() {

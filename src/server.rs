@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::IntoResponse;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
@@ -226,7 +226,7 @@ async fn serve_connection(
         header: HEADER_READ_TIMEOUT,
         send: send_timeout,
     };
-    let socket = match direct::serve(socket, &router, timeouts, &shutdown).await {
+    let socket = match direct::serve(socket, &peer, &router, timeouts, &shutdown).await {
         Ok(direct::Outcome::Hyper(socket)) => socket,
         Ok(direct::Outcome::Done) => return,
         Err(err) => {
@@ -247,8 +247,10 @@ async fn serve_with_hyper(
     shutdown: Shutdown,
 ) {
     // The router's error type is `Infallible`: every failure is already a response.
-    let service =
-        hyper::service::service_fn(move |request: Request<Incoming>| router.clone().call(request));
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(request)
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -21,6 +21,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::AppState;
+use super::client::Client;
+use super::quota::ClientSlot;
 use crate::error::Error;
 use crate::hub::Subscription;
 use crate::sse;
@@ -38,6 +40,7 @@ pub struct EventsQuery {
 /// Subscribes to a stream and answers with its live event stream.
 pub async fn get_events(
     State(state): State<AppState>,
+    Client(client): Client,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
     let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
@@ -51,10 +54,15 @@ pub async fn get_events(
             )));
         }
     };
+    let quota =
+        state
+            .quotas
+            .subscribers
+            .take_for(client, "event streams", "--max-subscribers-per-ip")?;
     let subscription = state.hub.subscribe(&name)?;
     tracing::debug!(stream = %name, "subscriber joined");
 
-    let viewer = Viewer::new(subscription, with_jpeg, &state);
+    let viewer = Viewer::new(subscription, with_jpeg, quota, &state);
     let mut response = Body::from_stream(viewer.into_stream()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -72,6 +80,8 @@ struct Viewer {
     /// The `retry:` line, sent before anything else.
     preamble: Option<Bytes>,
     subscription: Subscription,
+    /// This viewer's place in its client's quota.
+    _quota: Option<ClientSlot>,
     with_jpeg: bool,
     /// The last frame sent, to count what was skipped.
     last_seq: Option<u64>,
@@ -85,10 +95,16 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn new(subscription: Subscription, with_jpeg: bool, state: &AppState) -> Viewer {
+    fn new(
+        subscription: Subscription,
+        with_jpeg: bool,
+        quota: Option<ClientSlot>,
+        state: &AppState,
+    ) -> Viewer {
         Viewer {
             preamble: Some(sse::retry(state.config.retry_ms)),
             subscription,
+            _quota: quota,
             with_jpeg,
             last_seq: None,
             sent_status: None,
@@ -190,17 +206,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_viewer_stays_small() {
-        let state = AppState {
-            hub: Arc::new(crate::hub::Hub::new(1, 1)),
-            config: Arc::new(crate::config::Config::default()),
-            shutdown: crate::shutdown::Shutdown::new(),
-            loopback_only: true,
-        };
+        let state = AppState::new(
+            Arc::new(crate::hub::Hub::new(1, 1)),
+            Arc::new(crate::config::Config::default()),
+            crate::shutdown::Shutdown::new(),
+            true,
+        );
         let subscription = state
             .hub
             .subscribe(&StreamName::parse(None).unwrap())
             .unwrap();
-        let body = Viewer::new(subscription, true, &state).into_stream();
+        let quota = state.quotas.subscribers.take("192.0.2.1".parse().unwrap());
+        let body = Viewer::new(subscription, true, quota, &state).into_stream();
         let size = std::mem::size_of_val(&body);
         assert!(
             size <= BODY_BUDGET,

@@ -17,6 +17,10 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use tokio::time::Instant;
+
+use super::client::Client;
+use super::quota::Reservation;
 use super::{AppState, bearer, cross_site};
 use crate::error::Error;
 use crate::hub::{SourceKind, Stream};
@@ -41,6 +45,7 @@ enum Upload {
 /// Publishes the frames in the request body to the stream named in `?stream=`.
 pub async fn post_frames(
     State(state): State<AppState>,
+    Client(client): Client,
     query: Result<Query<FramesQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
@@ -53,6 +58,17 @@ pub async fn post_frames(
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let upload = classify(content_type.as_deref())?;
+    let _quota = state
+        .quotas
+        .uploads
+        .take_for(client, "uploads", "--max-uploads-per-ip")?;
+    let _permit = state
+        .quotas
+        .uploads_total
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::TooManyUploads(state.config.max_uploads))?;
+    let mut buffer = state.quotas.upload_bytes.reserve();
     let stream = state.hub.publisher(&name, SourceKind::Push)?;
     let limit = state.config.max_frame_bytes;
 
@@ -64,7 +80,7 @@ pub async fn post_frames(
             if announced.is_some_and(|length| length > limit as u64) {
                 return Err(Error::TooLarge { limit });
             }
-            let bytes = read_single(&state, body.into_data_stream(), limit).await?;
+            let bytes = read_single(&state, body.into_data_stream(), limit, &mut buffer).await?;
             let encoded = publish_jpeg(&stream, bytes)?;
             Ok(Json(json!({
                 "stream": name.as_str(),
@@ -74,7 +90,14 @@ pub async fn post_frames(
             })))
         }
         Upload::Continuous(framing) => {
-            read_continuous(&state, &stream, body.into_data_stream(), framing).await
+            read_continuous(
+                &state,
+                &stream,
+                body.into_data_stream(),
+                framing,
+                &mut buffer,
+            )
+            .await
         }
     }
 }
@@ -99,30 +122,47 @@ fn classify(content_type: Option<&str>) -> Result<Upload, Error> {
     }
 }
 
-/// Reads one whole body, failing with 413 as soon as it passes `limit`.
+/// Reads one whole body, failing with 413 as soon as it passes `limit`, and with 408 if it
+/// takes longer than the upload timeout.
 async fn read_single(
     state: &AppState,
     mut body: BodyDataStream,
     limit: usize,
+    buffer: &mut Reservation,
 ) -> Result<Bytes, Error> {
+    let deadline = Instant::now() + state.config.upload_timeout;
     let mut collected = BytesMut::new();
-    while let Some(chunk) = next_chunk(state, &mut body).await? {
-        if collected.len() + chunk.len() > limit {
+    while let Some(chunk) = next_chunk(state, &mut body, deadline).await? {
+        let len = collected.len() + chunk.len();
+        if len > limit {
             return Err(Error::TooLarge { limit });
         }
+        hold(buffer, len)?;
         collected.extend_from_slice(&chunk);
     }
     Ok(collected.freeze())
 }
 
+/// Holds `bytes` of the uploads' shared buffer budget, or fails with 503.
+fn hold(buffer: &mut Reservation, bytes: usize) -> Result<(), Error> {
+    if buffer.resize(bytes) {
+        Ok(())
+    } else {
+        Err(Error::UploadBufferFull(buffer.limit()))
+    }
+}
+
 /// Splits a continuous body into frames and publishes each one as soon as it is complete.
+/// Each frame must be complete within the upload timeout of the one before (or of the start).
 async fn read_continuous(
     state: &AppState,
     stream: &Arc<Stream>,
     mut body: BodyDataStream,
     framing: Option<Framing>,
+    buffer: &mut Reservation,
 ) -> Result<Json<Value>, Error> {
     let limit = state.config.max_frame_bytes;
+    let mut deadline = Instant::now() + state.config.upload_timeout;
 
     // Without a framing from the Content-Type, the first bytes must tell it: unlike a source,
     // an upload that does not say what it is gets an answer rather than a guess.
@@ -130,7 +170,7 @@ async fn read_continuous(
     let framing = match framing {
         Some(framing) => framing,
         None => loop {
-            let sniffed = match next_chunk(state, &mut body).await? {
+            let sniffed = match next_chunk(state, &mut body, deadline).await? {
                 Some(chunk) => sniffer.push(&chunk),
                 None if sniffer.head().is_empty() => {
                     return Err(Error::BadBody("empty body".into()));
@@ -156,9 +196,15 @@ async fn read_continuous(
     let mut publisher = SplitPublisher::new(framing, limit, stream.clone());
     publisher.push(&head);
     let mut received = !head.is_empty();
-    while let Some(chunk) = next_chunk(state, &mut body).await? {
+    let mut done = 0;
+    while let Some(chunk) = next_chunk(state, &mut body, deadline).await? {
         received |= !chunk.is_empty();
         publisher.push(&chunk);
+        hold(buffer, publisher.buffered_bytes())?;
+        if publisher.frames + publisher.rejected > done {
+            done = publisher.frames + publisher.rejected;
+            deadline = Instant::now() + state.config.upload_timeout;
+        }
     }
     publisher.finish();
 
@@ -180,11 +226,19 @@ async fn read_continuous(
     ))
 }
 
-/// The next body chunk; `None` at the end of the body or when the server shuts down.
-async fn next_chunk(state: &AppState, body: &mut BodyDataStream) -> Result<Option<Bytes>, Error> {
+/// The next body chunk; `None` at the end of the body or when the server shuts down. Fails
+/// after the idle limit without a chunk, or at `deadline`.
+async fn next_chunk(
+    state: &AppState,
+    body: &mut BodyDataStream,
+    deadline: Instant,
+) -> Result<Option<Bytes>, Error> {
     let idle = state.config.ingest_idle;
     tokio::select! {
         () = state.shutdown.wait() => Ok(None),
+        () = tokio::time::sleep_until(deadline) => {
+            Err(Error::UploadTooSlow(state.config.upload_timeout))
+        }
         next = tokio::time::timeout(idle, body.next()) => match next {
             Err(_) => Err(Error::IngestStalled(idle)),
             Ok(None) => Ok(None),

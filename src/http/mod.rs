@@ -6,10 +6,12 @@
 //! origin is in `--publish-origins`, which also get CORS for the upload.
 
 mod bearer;
+mod client;
 mod cross_site;
 mod events;
 mod host;
 mod ingest;
+mod quota;
 mod status;
 mod viewer;
 
@@ -24,6 +26,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
+pub use quota::Quotas;
 
 /// The event-stream route. The direct path in `server` takes requests for exactly this path,
 /// so the two must never disagree.
@@ -44,6 +47,27 @@ pub struct AppState {
     /// Whether every listening address is a loopback one: then requests must be addressed to
     /// a loopback name (see `host.rs`).
     pub loopback_only: bool,
+    /// What one client, and all uploads together, may hold.
+    pub quotas: Arc<Quotas>,
+}
+
+impl AppState {
+    /// The state for `hub` and `config`.
+    pub fn new(
+        hub: Arc<Hub>,
+        config: Arc<Config>,
+        shutdown: Shutdown,
+        loopback_only: bool,
+    ) -> Self {
+        let quotas = Arc::new(Quotas::new(&config));
+        AppState {
+            hub,
+            config,
+            shutdown,
+            loopback_only,
+            quotas,
+        }
+    }
 }
 
 /// The whole application as a router, ready to serve.

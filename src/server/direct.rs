@@ -32,12 +32,14 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Write as _};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
+use axum::extract::ConnectInfo;
 use axum::http::response::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use bytes::Bytes;
@@ -90,13 +92,14 @@ enum Answered {
 /// Waits at most `timeouts.header` for those bytes, and not past `shutdown`.
 pub async fn serve(
     socket: TcpStream,
+    peer: &SocketAddr,
     router: &Router,
     timeouts: Timeouts,
     shutdown: &Shutdown,
 ) -> io::Result<Outcome> {
     // Boxed: everything before the event stream is short-lived, and inline it would size the
     // connection's task, which lives as long as the subscriber.
-    let answered = Box::pin(answer(socket, router, timeouts.header, shutdown)).await?;
+    let answered = Box::pin(answer(socket, *peer, router, timeouts.header, shutdown)).await?;
     let (socket, mut body) = match answered {
         Answered::Streaming(socket, body) => (socket, body),
         Answered::Finished(outcome) => return Ok(outcome),
@@ -110,6 +113,7 @@ pub async fn serve(
 /// response head (and a finite body).
 async fn answer(
     mut socket: TcpStream,
+    peer: SocketAddr,
     router: &Router,
     header_timeout: Duration,
     shutdown: &Shutdown,
@@ -121,9 +125,10 @@ async fn answer(
             peeked.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
         }
     };
-    let Some((request, head_len)) = parse(&head[..peeked]) else {
+    let Some((mut request, head_len)) = parse(&head[..peeked]) else {
         return Ok(Answered::Finished(Outcome::Hyper(socket)));
     };
+    request.extensions_mut().insert(ConnectInfo(peer));
     socket.read_exact(&mut head[..head_len]).await?;
     drop(head);
 

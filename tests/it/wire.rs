@@ -191,7 +191,11 @@ const IDLE_SUBSCRIBERS: usize = 400;
 /// The real binary's resident memory per idle subscriber, in KiB, with every subscriber's
 /// connection opened by `request`.
 async fn kib_per_idle_subscriber(request: &str) -> f64 {
-    let (server, url) = spawn_binary(&["--no-test-pattern"], std::process::Stdio::null()).await;
+    let (server, url) = spawn_binary(
+        &["--no-test-pattern", "--max-subscribers-per-ip", "1000"],
+        std::process::Stdio::null(),
+    )
+    .await;
     let addr = url.strip_prefix("http://").unwrap().parse().unwrap();
     let rss_kib = || {
         let status = std::fs::read_to_string(format!("/proc/{}/status", server.id().unwrap()));
