@@ -45,6 +45,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+pub mod jwt;
 pub mod mjpeg;
 pub mod publish;
 pub mod secret;

@@ -28,6 +28,12 @@ impl Secret {
     pub fn matches(&self, candidate: &[u8]) -> bool {
         self.0.as_bytes().ct_eq(candidate).into()
     }
+
+    /// The secret's bytes, only for keying a MAC (the JWT secret keys HS256): never show, log or
+    /// compare them; [`Secret::matches`] is the comparison.
+    pub(crate) fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 impl fmt::Debug for Secret {
