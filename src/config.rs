@@ -8,8 +8,17 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::jwt::Verifier;
 use crate::secret::Secret;
 use crate::stream_name::StreamName;
+
+/// The secret in the first line of the file at `path`; `what` names it in errors.
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read the {what} file {}: {err}", path.display()))?;
+    let first_line = text.lines().next().unwrap_or_default();
+    Secret::new(first_line).map_err(|err| format!("the {what} file {}: {err}", path.display()))
+}
 
 /// Where the server listens unless told otherwise: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -110,6 +119,21 @@ pub struct Config {
         conflicts_with = "publish_token"
     )]
     pub publish_token_file: Option<PathBuf>,
+
+    /// Secret that access tokens (JWT, HS256) are signed with, at least 32 bytes (`openssl rand
+    /// -hex 32`). When set, watching a stream needs a token that allows it; see the README's
+    /// Security section for the claims.
+    #[arg(long, env = "FRAMECAST_JWT_SECRET", value_parser = Secret::new, hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// A file holding the JWT secret (its first line).
+    #[arg(long, env = "FRAMECAST_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// A PEM public key that access tokens are signed for: RSA (RS256), EC P-256 (ES256) or
+    /// Ed25519 (EdDSA). Works alone or with `--jwt-secret`.
+    #[arg(long, env = "FRAMECAST_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
 
     /// Largest accepted JPEG frame, in bytes; bigger uploads get 413.
     #[arg(long, env = "FRAMECAST_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
@@ -239,19 +263,25 @@ pub struct Config {
 impl Config {
     /// The publish token, from `--publish-token` or read from `--publish-token-file`.
     pub fn publish_token(&self) -> Result<Option<Secret>, String> {
-        let Some(path) = &self.publish_token_file else {
-            return Ok(self.publish_token.clone());
+        match &self.publish_token_file {
+            Some(path) => read_secret_file(path, "publish token").map(Some),
+            None => Ok(self.publish_token.clone()),
+        }
+    }
+
+    /// The access-token verifier the JWT options describe, if any is set; files are read here.
+    pub fn verifier(&self) -> Result<Option<Verifier>, String> {
+        let secret = match &self.jwt_secret_file {
+            Some(path) => Some(read_secret_file(path, "JWT secret")?),
+            None => self.jwt_secret.clone(),
         };
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            format!(
-                "cannot read the publish token file {}: {err}",
-                path.display()
-            )
-        })?;
-        let first_line = text.lines().next().unwrap_or_default();
-        Secret::new(first_line)
-            .map(Some)
-            .map_err(|err| format!("the publish token file {}: {err}", path.display()))
+        let public_key = match &self.jwt_public_key {
+            Some(path) => Some(std::fs::read(path).map_err(|err| {
+                format!("cannot read the JWT public key {}: {err}", path.display())
+            })?),
+            None => None,
+        };
+        Verifier::new(secret, public_key.as_deref()).map_err(|err| err.to_string())
     }
 
     /// Every source: those given as values, then each `--source` flag, parsed. An error names

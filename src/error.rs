@@ -48,7 +48,10 @@ pub enum Error {
     IngestStalled(std::time::Duration),
     /// The request lacks the token it needs, or its token is not valid.
     #[error("{0}")]
-    Unauthorized(&'static str),
+    Unauthorized(String),
+    /// The request's token is valid but does not allow what it asks for.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request names a host other than the loopback one the server listens on.
     #[error(
         "host {0:?} is not served here: framecast listens on loopback only and answers requests for localhost or a loopback address; add the name to --allowed-hosts to serve it"
@@ -97,7 +100,9 @@ impl Error {
             | Error::NotJpeg(_)
             | Error::BadBody(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::CrossSitePublish(_) | Error::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            Error::CrossSitePublish(_) | Error::HostNotAllowed(_) | Error::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IngestStalled(_) | Error::UploadTooSlow(_) => StatusCode::REQUEST_TIMEOUT,

@@ -72,6 +72,7 @@ use crate::source::Source;
 #[derive(Debug)]
 pub struct App {
     config: Config,
+    verifier: Option<jwt::Verifier>,
     hub: Arc<Hub>,
     sources: Vec<(Arc<Stream>, Source)>,
 }
@@ -80,6 +81,7 @@ impl App {
     /// Checks `config` and creates the streams its sources feed.
     pub fn new(mut config: Config) -> anyhow::Result<App> {
         config.publish_token = config.publish_token().map_err(anyhow::Error::msg)?;
+        let verifier = config.verifier().map_err(anyhow::Error::msg)?;
         let hub = Arc::new(Hub::with_limits(
             config.max_streams,
             config.max_waiting_streams,
@@ -93,6 +95,7 @@ impl App {
         }
         Ok(App {
             config,
+            verifier,
             hub,
             sources,
         })
@@ -102,6 +105,7 @@ impl App {
     pub async fn run(self, listeners: Vec<TcpListener>, shutdown: Shutdown) -> anyhow::Result<()> {
         let App {
             config,
+            verifier,
             hub,
             sources,
         } = self;
@@ -125,7 +129,13 @@ impl App {
                 .local_addr()
                 .is_ok_and(|addr| addr.ip().is_loopback())
         });
-        let state = http::AppState::new(hub, Arc::new(config), shutdown.clone(), loopback_only);
+        let state = http::AppState::new(
+            hub,
+            Arc::new(config),
+            verifier,
+            shutdown.clone(),
+            loopback_only,
+        );
         let router = http::router(state);
         server::serve(listeners, router, limits, shutdown).await?;
         Ok(())

@@ -14,6 +14,10 @@ use crate::stream_name::StreamName;
 /// The comment sent when a stream has been quiet for the keep-alive interval.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
+/// The last event of a stream whose access token has expired: the client should reconnect
+/// with a fresh token. The response ends after it.
+pub const END_TOKEN_EXPIRED: &[u8] = b"event: end\ndata: {\"reason\":\"token-expired\"}\n\n";
+
 /// One frame, encoded once, in the two shapes a subscriber can ask for.
 #[derive(Debug)]
 pub struct EncodedFrame {

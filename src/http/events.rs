@@ -8,21 +8,21 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::AppState;
 use super::client::Client;
 use super::quota::ClientSlot;
+use super::{AppState, access};
 use crate::error::Error;
 use crate::hub::Subscription;
 use crate::sse;
@@ -35,16 +35,21 @@ pub struct EventsQuery {
     stream: Option<String>,
     /// `none` leaves the JPEG out of each event.
     payload: Option<String>,
+    /// An access token, for clients that cannot send headers (`EventSource`).
+    access_token: Option<String>,
 }
 
 /// Subscribes to a stream and answers with its live event stream.
 pub async fn get_events(
     State(state): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
     let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
+    let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
     let name = StreamName::parse(query.stream.as_deref())?;
+    reader.check_watch(&name)?;
     let with_jpeg = match query.payload.as_deref() {
         None | Some("full") => true,
         Some("none") => false,
@@ -62,7 +67,10 @@ pub async fn get_events(
     let subscription = state.hub.subscribe(&name)?;
     tracing::debug!(stream = %name, "subscriber joined");
 
-    let viewer = Viewer::new(subscription, with_jpeg, quota, &state);
+    let mut viewer = Viewer::new(subscription, with_jpeg, quota, &state);
+    if let Some(expires_at) = reader.expires_at() {
+        viewer.end_at(expires_at);
+    }
     let mut response = Body::from_stream(viewer.into_stream()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -92,6 +100,10 @@ struct Viewer {
     /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
     quiet: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Fires when the viewer's access token expires.
+    expiry: Option<Pin<Box<Sleep>>>,
+    /// Set once the last event has been sent: the stream ends at the next call.
+    ended: bool,
 }
 
 impl Viewer {
@@ -112,7 +124,18 @@ impl Viewer {
             keep_alive: state.config.keep_alive,
             quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
             shutdown: Box::pin(state.shutdown.wait_owned()),
+            expiry: None,
+            ended: false,
         }
+    }
+
+    /// Ends the stream at `expires_at` (now, if that has passed) with an `end` event: the
+    /// token's right to watch ends exactly there, without the leeway given at connect.
+    fn end_at(&mut self, expires_at: SystemTime) {
+        let left = expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.expiry = Some(Box::pin(tokio::time::sleep(left)));
     }
 
     /// The response body: each item is the next chunk, when the connection is ready for it.
@@ -128,10 +151,17 @@ impl Viewer {
         if let Some(preamble) = self.preamble.take() {
             return Some(preamble);
         }
+        if self.ended {
+            return None;
+        }
         let chunk = loop {
             tokio::select! {
                 biased;
                 () = &mut self.shutdown => return None,
+                () = expired(&mut self.expiry) => {
+                    self.ended = true;
+                    break Bytes::from_static(sse::END_TOKEN_EXPIRED);
+                }
                 changed = self.subscription.latest.changed() => {
                     // An error means the stream itself is gone.
                     changed.ok()?;
@@ -184,6 +214,14 @@ impl Viewer {
     }
 }
 
+/// Completes when `expiry` fires; never if there is none.
+async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Drop for Viewer {
     fn drop(&mut self) {
         tracing::debug!(
@@ -209,6 +247,7 @@ mod tests {
         let state = AppState::new(
             Arc::new(crate::hub::Hub::new(1, 1)),
             Arc::new(crate::config::Config::default()),
+            None,
             crate::shutdown::Shutdown::new(),
             true,
         );

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::client::Client;
 use super::quota::Reservation;
-use super::{AppState, bearer, cross_site};
+use super::{AppState, access, cross_site};
 use crate::error::Error;
 use crate::hub::{SourceKind, Stream};
 use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
@@ -32,6 +32,8 @@ use crate::stream_name::StreamName;
 #[derive(Debug, Deserialize)]
 pub struct FramesQuery {
     stream: Option<String>,
+    /// An access token, for producers that cannot send headers.
+    access_token: Option<String>,
 }
 
 /// How a request body carries its frames, decided from its Content-Type.
@@ -51,9 +53,9 @@ pub async fn post_frames(
     body: Body,
 ) -> Result<Json<Value>, Error> {
     cross_site::check_publisher(&headers, &state.config.publish_origins)?;
-    bearer::check_publish_token(&headers, state.config.publish_token.as_ref())?;
     let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
     let name = StreamName::parse(query.stream.as_deref())?;
+    access::check_publisher(&state, &headers, query.access_token.as_deref(), &name)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());

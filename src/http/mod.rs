@@ -5,7 +5,7 @@
 //! able to publish into a stream, so its uploads are refused (`cross_site.rs`) unless its
 //! origin is in `--publish-origins`, which also get CORS for the upload.
 
-mod bearer;
+mod access;
 mod client;
 mod cross_site;
 mod events;
@@ -25,6 +25,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::jwt::Verifier;
 use crate::shutdown::Shutdown;
 pub use quota::Quotas;
 
@@ -49,13 +50,16 @@ pub struct AppState {
     pub loopback_only: bool,
     /// What one client, and all uploads together, may hold.
     pub quotas: Arc<Quotas>,
+    /// Checks access tokens, when `--jwt-secret` or `--jwt-public-key` is set.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 impl AppState {
-    /// The state for `hub` and `config`.
+    /// The state for `hub` and `config`, with the access-token `verifier` if one is set.
     pub fn new(
         hub: Arc<Hub>,
         config: Arc<Config>,
+        verifier: Option<Verifier>,
         shutdown: Shutdown,
         loopback_only: bool,
     ) -> Self {
@@ -66,6 +70,7 @@ impl AppState {
             shutdown,
             loopback_only,
             quotas,
+            verifier: verifier.map(Arc::new),
         }
     }
 }

@@ -1,14 +1,34 @@
 //! `GET /streams` and `GET /healthz`: what the server is doing, for people and for monitors.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, access};
+use crate::error::Error;
 
-/// Every stream with its counters, frame rate, subscribers and newest frame's age and size.
-pub async fn get_streams(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "streams": state.hub.summary() }))
+/// Query parameters of `GET /streams`.
+#[derive(Debug, Deserialize)]
+pub struct StreamsQuery {
+    /// An access token, where a header cannot be sent.
+    access_token: Option<String>,
+}
+
+/// Every stream the request may watch, with its counters, frame rate, subscribers and newest
+/// frame's age and size.
+pub async fn get_streams(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamsQuery>, QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
+    let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
+    let mut streams = state.hub.summary();
+    streams.retain(|stream| reader.may_watch(&stream.name));
+    Ok(Json(json!({ "streams": streams })))
 }
 
 /// Liveness: 200 while the server accepts requests.

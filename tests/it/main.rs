@@ -14,6 +14,7 @@ mod replay;
 mod shutdown;
 mod slow_viewer;
 mod startup;
+mod tokens;
 mod toolchain;
 mod uploads;
 mod wire;
