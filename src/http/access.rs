@@ -47,7 +47,7 @@ impl Reader {
             Ok(())
         } else {
             Err(Error::Forbidden(format!(
-                "the access token does not allow watching stream {stream:?}"
+                "the access token does not allow watching stream '{stream}'"
             )))
         }
     }
@@ -107,7 +107,7 @@ pub fn check_publisher(
     match verifier.verify(token) {
         Ok(grant) if grant.may_publish(stream.as_str()) => Ok(()),
         Ok(_) => Err(Error::Forbidden(format!(
-            "the access token does not allow publishing to stream {stream:?}"
+            "the access token does not allow publishing to stream '{stream}'"
         ))),
         // A token that is neither: with a publish token configured it may have been meant as
         // one, so say so rather than explain JWT.

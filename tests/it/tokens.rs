@@ -191,6 +191,9 @@ async fn a_token_matrix_each_case_answered_as_a_user_would_expect() {
         if *expected == 401 {
             assert_eq!(challenge.as_deref(), Some("Bearer"), "{case}");
         }
+        if *expected == 403 {
+            assert!(body.contains("stream 'cam'"), "{case}: {body}");
+        }
         if *expected != 200 {
             let error = serde_json::from_str::<Value>(&body).unwrap()["error"].clone();
             assert!(error.is_string(), "{case}: {body}");
