@@ -33,6 +33,8 @@ pub const DEFAULT_MAX_STREAMS: usize = 64;
 /// Most streams that only viewers have asked for: enough for a wall of cameras whose producers
 /// start late, small enough that made-up names cost little.
 pub const DEFAULT_MAX_WAITING_STREAMS: usize = 64;
+/// Most streams one event-stream connection may carry: a wall of 64 cameras on one page.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 20_000;
 /// Most event streams one client (one address, or one IPv6 /64) may hold: a wall of cameras in
@@ -155,6 +157,10 @@ pub struct Config {
     /// count apart from `--max-streams` and go when their last viewer leaves.
     #[arg(long, env = "FRAMECAST_MAX_WAITING_STREAMS", default_value_t = DEFAULT_MAX_WAITING_STREAMS)]
     pub max_waiting_streams: usize,
+
+    /// Most streams one `GET /events` connection may carry (`?stream=a&stream=b…`).
+    #[arg(long, env = "FRAMECAST_MAX_STREAMS_PER_CONNECTION", default_value_t = DEFAULT_MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: usize,
 
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]

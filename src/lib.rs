@@ -33,10 +33,13 @@
 //! - [`sse`]: the wire format; a frame is **encoded** once, in [`sse::encode_frame`].
 //! - [`status`]: a stream's status and its encoded `event: status`.
 //! - [`stream_name`]: what a stream may be called.
-//! - [`http`]: routes and handlers; a frame is **written** to a viewer by `http::events`.
+//! - [`http`]: routes and handlers; a frame is **written** to a viewer by `http::viewer`,
+//!   which follows one stream or several on one connection; who may do what is
+//!   `http::access`, and what one client may hold is `http::quota`.
 //! - [`server`]: the accept loop, and the direct path that serves idle-cheap event streams.
 //! - [`error`]: errors → HTTP, the one place a status code is chosen.
 //! - [`secret`]: tokens, compared in constant time and never shown.
+//! - [`jwt`]: access tokens minted by the operator's backend, verified into a grant.
 //! - [`shutdown`]: the signal every long-lived task stops on.
 
 pub mod config;

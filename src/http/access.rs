@@ -41,14 +41,23 @@ impl Reader {
         }
     }
 
-    /// Passes if this reader may watch `stream`, else 403.
-    pub fn check_watch(&self, stream: &StreamName) -> Result<(), Error> {
-        if self.may_watch(stream.as_str()) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "the access token does not allow watching stream '{stream}'"
-            )))
+    /// Passes if this reader may watch every one of `streams`, else 403 naming those it may not.
+    pub fn check_watch_all(&self, streams: &[StreamName]) -> Result<(), Error> {
+        let denied: Vec<String> = streams
+            .iter()
+            .filter(|stream| !self.may_watch(stream.as_str()))
+            .map(|stream| format!("'{stream}'"))
+            .collect();
+        match denied.len() {
+            0 => Ok(()),
+            1 => Err(Error::Forbidden(format!(
+                "the access token does not allow watching stream {}",
+                denied[0]
+            ))),
+            _ => Err(Error::Forbidden(format!(
+                "the access token does not allow watching streams {}",
+                denied.join(", ")
+            ))),
         }
     }
 

@@ -1,73 +1,126 @@
-//! `GET /events`: one subscriber's `text/event-stream` response.
+//! `GET /events`: a subscriber's `text/event-stream` response, for one stream or several.
 //!
-//! The response body is a stream that, each time hyper is ready to write more, hands over the
-//! newest frame's pre-encoded bytes (a reference-count bump, no copy). Frames that went by while
-//! the connection was busy are skipped and counted. Changes of the status go out as
-//! `event: status`, the current one first. The stream ends when the server shuts down.
-
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+//! `?stream=NAME` may be repeated to carry several streams on one connection (browsers open
+//! at most six HTTP/1.1 connections per host, so a wall of cameras needs this). Every event
+//! names its stream in its JSON. `id:` is the frame's `seq` in its own stream, so on a
+//! connection carrying several streams the ids interleave; framecast ignores `Last-Event-ID`,
+//! as a reconnect always starts from each stream's status and newest frame.
+//!
+//! What the body sends and when is `viewer.rs`; this file checks the request and subscribes.
 
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use serde::Deserialize;
-use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use std::time::Duration;
 
 use super::client::Client;
-use super::quota::ClientSlot;
+use super::viewer::{Delivery, Viewer};
 use super::{AppState, access};
 use crate::error::Error;
-use crate::hub::Subscription;
-use crate::sse;
-use crate::status::Status;
 use crate::stream_name::StreamName;
 
-/// Query parameters of `GET /events`.
-#[derive(Debug, Deserialize)]
-pub struct EventsQuery {
-    stream: Option<String>,
-    /// `none` leaves the JPEG out of each event.
-    payload: Option<String>,
+/// Highest `fps` a viewer may ask for; faster than any camera, so it only guards the arithmetic.
+const MAX_FPS: f64 = 1000.0;
+
+/// What a `GET /events` query asks for.
+#[derive(Debug)]
+struct EventsQuery {
+    /// Each stream once, in the order first named; the default stream if none.
+    streams: Vec<StreamName>,
+    delivery: Delivery,
     /// An access token, for clients that cannot send headers (`EventSource`).
     access_token: Option<String>,
 }
 
-/// Subscribes to a stream and answers with its live event stream.
+impl EventsQuery {
+    /// Reads `query`: `stream` (repeatable, at most `max_streams`), `payload=none`, `fps=N`
+    /// and `access_token`. Other parameters (such as cache busters) are ignored.
+    fn parse(query: Option<&str>, max_streams: usize) -> Result<EventsQuery, Error> {
+        let mut streams: Vec<StreamName> = Vec::new();
+        let mut delivery = Delivery {
+            with_jpeg: true,
+            min_interval: None,
+        };
+        let mut access_token = None;
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "stream" => {
+                    let name = StreamName::parse(Some(&value))?;
+                    if !streams.contains(&name) {
+                        streams.push(name);
+                    }
+                }
+                "payload" => {
+                    delivery.with_jpeg = match &*value {
+                        "full" => true,
+                        "none" => false,
+                        other => {
+                            return Err(Error::BadQuery(format!(
+                                "payload={other:?}: use payload=none or leave it out"
+                            )));
+                        }
+                    }
+                }
+                "fps" => delivery.min_interval = Some(parse_fps(&value)?),
+                "access_token" => access_token = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if streams.len() > max_streams {
+            return Err(Error::BadQuery(format!(
+                "{} streams on one connection; at most {max_streams} (--max-streams-per-connection)",
+                streams.len()
+            )));
+        }
+        if streams.is_empty() {
+            streams.push(StreamName::parse(None)?);
+        }
+        Ok(EventsQuery {
+            streams,
+            delivery,
+            access_token,
+        })
+    }
+}
+
+/// The time between frames that `fps` (a positive number, fractions allowed) asks for.
+fn parse_fps(value: &str) -> Result<Duration, Error> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|fps| *fps > 0.0 && *fps <= MAX_FPS)
+        .map(|fps| Duration::from_secs_f64(1.0 / fps))
+        .ok_or_else(|| {
+            Error::BadQuery(format!(
+                "fps={value:?}: use a number of frames per second above 0, at most {MAX_FPS}"
+            ))
+        })
+}
+
+/// Subscribes to the streams asked for and answers with their live event stream.
 pub async fn get_events(
     State(state): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    query: Result<Query<EventsQuery>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
+    let query = EventsQuery::parse(query.as_deref(), state.config.max_streams_per_connection)?;
     let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
-    let name = StreamName::parse(query.stream.as_deref())?;
-    reader.check_watch(&name)?;
-    let with_jpeg = match query.payload.as_deref() {
-        None | Some("full") => true,
-        Some("none") => false,
-        Some(other) => {
-            return Err(Error::BadQuery(format!(
-                "payload={other:?}: use payload=none or leave it out"
-            )));
-        }
-    };
+    reader.check_watch_all(&query.streams)?;
     let quota =
         state
             .quotas
             .subscribers
             .take_for(client, "event streams", "--max-subscribers-per-ip")?;
-    let subscription = state.hub.subscribe(&name)?;
-    tracing::debug!(stream = %name, "subscriber joined");
+    let subscriptions = query
+        .streams
+        .iter()
+        .map(|name| state.hub.subscribe(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(streams = ?query.streams, "subscriber joined");
 
-    let mut viewer = Viewer::new(subscription, with_jpeg, quota, &state);
+    let mut viewer = Viewer::new(subscriptions, query.delivery, quota, &state);
     if let Some(expires_at) = reader.expires_at() {
         viewer.end_at(expires_at);
     }
@@ -83,184 +136,51 @@ pub async fn get_events(
     Ok(response)
 }
 
-/// One subscriber's position in its stream.
-struct Viewer {
-    /// The `retry:` line, sent before anything else.
-    preamble: Option<Bytes>,
-    subscription: Subscription,
-    /// This viewer's place in its client's quota.
-    _quota: Option<ClientSlot>,
-    with_jpeg: bool,
-    /// The last frame sent, to count what was skipped.
-    last_seq: Option<u64>,
-    /// The last status sent, to tell a new one.
-    sent_status: Option<Arc<Status>>,
-    skipped: u64,
-    keep_alive: Duration,
-    /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
-    quiet: Pin<Box<Sleep>>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Fires when the viewer's access token expires.
-    expiry: Option<Pin<Box<Sleep>>>,
-    /// Set once the last event has been sent: the stream ends at the next call.
-    ended: bool,
-}
-
-impl Viewer {
-    fn new(
-        subscription: Subscription,
-        with_jpeg: bool,
-        quota: Option<ClientSlot>,
-        state: &AppState,
-    ) -> Viewer {
-        Viewer {
-            preamble: Some(sse::retry(state.config.retry_ms)),
-            subscription,
-            _quota: quota,
-            with_jpeg,
-            last_seq: None,
-            sent_status: None,
-            skipped: 0,
-            keep_alive: state.config.keep_alive,
-            quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
-            shutdown: Box::pin(state.shutdown.wait_owned()),
-            expiry: None,
-            ended: false,
-        }
-    }
-
-    /// Ends the stream at `expires_at` (now, if that has passed) with an `end` event: the
-    /// token's right to watch ends exactly there, without the leeway given at connect.
-    fn end_at(&mut self, expires_at: SystemTime) {
-        let left = expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        self.expiry = Some(Box::pin(tokio::time::sleep(left)));
-    }
-
-    /// The response body: each item is the next chunk, when the connection is ready for it.
-    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-        futures_util::stream::unfold(self, |mut viewer| async move {
-            let chunk = viewer.next_chunk().await?;
-            Some((Ok(chunk), viewer))
-        })
-    }
-
-    /// The next bytes to send, or `None` when the stream should end.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(preamble) = self.preamble.take() {
-            return Some(preamble);
-        }
-        if self.ended {
-            return None;
-        }
-        let chunk = loop {
-            tokio::select! {
-                biased;
-                () = &mut self.shutdown => return None,
-                () = expired(&mut self.expiry) => {
-                    self.ended = true;
-                    break Bytes::from_static(sse::END_TOKEN_EXPIRED);
-                }
-                changed = self.subscription.latest.changed() => {
-                    // An error means the stream itself is gone.
-                    changed.ok()?;
-                    if let Some(chunk) = self.take_news() {
-                        break chunk;
-                    }
-                }
-                () = &mut self.quiet => break Bytes::from_static(sse::KEEP_ALIVE),
-            }
-        };
-        self.quiet.as_mut().reset(Instant::now() + self.keep_alive);
-        Some(chunk)
-    }
-
-    /// What this viewer has not been sent yet: a new status first, else a new frame.
-    fn take_news(&mut self) -> Option<Bytes> {
-        let latest = self.subscription.latest.borrow_and_update();
-        let status_is_new = !self
-            .sent_status
-            .as_ref()
-            .is_some_and(|sent| Arc::ptr_eq(sent, &latest.status));
-        let frame = latest.frame.clone();
-        let status = latest.status.clone();
-        drop(latest);
-        let frame = frame.filter(|frame| Some(frame.seq) != self.last_seq);
-        if status_is_new {
-            if frame.is_some() {
-                // The frame goes out on the next call.
-                self.subscription.latest.mark_changed();
-            }
-            let event = status.event.clone();
-            self.sent_status = Some(status);
-            return Some(event);
-        }
-        let frame = frame?;
-        // Latest-frame-wins: whatever was published while we were busy is skipped.
-        if let Some(last) = self.last_seq {
-            let missed = frame.seq.saturating_sub(last + 1);
-            if missed > 0 {
-                self.skipped += missed;
-                self.subscription.stream.record_skipped(missed);
-            }
-        }
-        self.last_seq = Some(frame.seq);
-        Some(if self.with_jpeg {
-            frame.with_jpeg.clone()
-        } else {
-            frame.without_jpeg.clone()
-        })
-    }
-}
-
-/// Completes when `expiry` fires; never if there is none.
-async fn expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
-    match expiry {
-        Some(sleep) => sleep.await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        tracing::debug!(
-            stream = %self.subscription.stream.name(),
-            skipped = self.skipped,
-            last_seq = ?self.last_seq,
-            "subscriber left"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Most bytes a viewer's response body may take while it waits for the next chunk: it
-    /// lives, boxed, as long as the subscriber, and idle subscribers are counted in the tens of
-    /// thousands. (It measured 328 bytes in a debug build.)
-    const BODY_BUDGET: usize = 400;
+    fn names(query: &str) -> Vec<String> {
+        EventsQuery::parse(Some(query), 4)
+            .unwrap()
+            .streams
+            .iter()
+            .map(|name| name.as_str().to_owned())
+            .collect()
+    }
 
-    #[tokio::test]
-    async fn a_viewer_stays_small() {
-        let state = AppState::new(
-            Arc::new(crate::hub::Hub::new(1, 1)),
-            Arc::new(crate::config::Config::default()),
-            None,
-            crate::shutdown::Shutdown::new(),
-            true,
-        );
-        let subscription = state
-            .hub
-            .subscribe(&StreamName::parse(None).unwrap())
-            .unwrap();
-        let quota = state.quotas.subscribers.take("192.0.2.1".parse().unwrap());
-        let body = Viewer::new(subscription, true, quota, &state).into_stream();
-        let size = std::mem::size_of_val(&body);
+    #[test]
+    fn streams_are_repeated_parameters_each_taken_once_in_order() {
+        assert_eq!(names("stream=b&stream=a&stream=b"), ["b", "a"]);
+        assert_eq!(names("payload=none"), ["default"]);
+        assert_eq!(names("stream=cam&_=1712"), ["cam"]);
         assert!(
-            size <= BODY_BUDGET,
-            "a viewer's body takes {size} bytes, over its budget of {BODY_BUDGET}"
+            EventsQuery::parse(Some("stream=a&stream=b&stream=c&stream=d&stream=e"), 4).is_err()
         );
+        assert!(EventsQuery::parse(Some("stream=a%20b"), 4).is_err());
+        assert!(EventsQuery::parse(None, 4).is_ok());
+    }
+
+    #[test]
+    fn fps_and_payload_are_checked() {
+        let query = EventsQuery::parse(Some("fps=4&payload=none&access_token=t%2B"), 4).unwrap();
+        assert_eq!(
+            query.delivery.min_interval,
+            Some(Duration::from_millis(250))
+        );
+        assert!(!query.delivery.with_jpeg);
+        assert_eq!(query.access_token.as_deref(), Some("t+"));
+        let half = EventsQuery::parse(Some("fps=0.5"), 4).unwrap();
+        assert_eq!(half.delivery.min_interval, Some(Duration::from_secs(2)));
+        for bad in [
+            "fps=0",
+            "fps=-1",
+            "fps=x",
+            "fps=NaN",
+            "fps=inf",
+            "payload=half",
+        ] {
+            assert!(EventsQuery::parse(Some(bad), 4).is_err(), "{bad}");
+        }
     }
 }

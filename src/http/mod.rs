@@ -11,6 +11,7 @@ mod cross_site;
 mod events;
 mod host;
 mod ingest;
+mod page;
 mod quota;
 mod status;
 mod viewer;
@@ -79,7 +80,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let reading = Router::new()
-        .route("/", get(viewer::get_viewer))
+        .route("/", get(page::get_page))
         .route(EVENTS_PATH, get(events::get_events))
         .route("/streams", get(status::get_streams))
         .route("/healthz", get(status::get_healthz))

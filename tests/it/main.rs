@@ -11,6 +11,7 @@ mod external;
 mod fanout;
 mod limits;
 mod replay;
+mod several_streams;
 mod shutdown;
 mod slow_viewer;
 mod startup;

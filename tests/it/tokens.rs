@@ -404,3 +404,20 @@ async fn bad_jwt_options_stop_the_start_and_say_why_without_the_secret() {
         assert!(!stderr.contains("too-short-secret-1"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_token_must_cover_every_stream_of_a_connection_and_403_names_the_others() {
+    let server = start().await;
+    let token = mint(&claims(&["cam-*"], &[], 300), "HS256", SECRET);
+    let (status, _, body) = get(
+        &server,
+        "/events?stream=cam-1&stream=lobby&stream=cam-2&stream=door",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(body.contains("streams 'lobby', 'door'"), "{body}");
+    assert!(!body.contains("cam-"), "{body}");
+    let (status, _, _) = get(&server, "/events?stream=cam-1&stream=cam-2", Some(&token)).await;
+    assert_eq!(status, 200);
+}
