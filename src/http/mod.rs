@@ -29,6 +29,7 @@ use crate::hub::Hub;
 use crate::jwt::Verifier;
 use crate::shutdown::Shutdown;
 pub use quota::Quotas;
+use viewer::ViewerCount;
 
 /// The event-stream route. The direct path in `server` takes requests for exactly this path,
 /// so the two must never disagree.
@@ -53,6 +54,8 @@ pub struct AppState {
     pub quotas: Arc<Quotas>,
     /// Checks access tokens, when `--jwt-secret` or `--jwt-public-key` is set.
     pub verifier: Option<Arc<Verifier>>,
+    /// Open event-stream responses.
+    pub viewers: Arc<ViewerCount>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             loopback_only,
             quotas,
             verifier: verifier.map(Arc::new),
+            viewers: Arc::default(),
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct StreamsQuery {
 }
 
 /// Every stream the request may watch, with its counters, frame rate, subscribers and newest
-/// frame's age and size.
+/// frame's age and size; and how many viewer connections are open, whatever they carry.
 pub async fn get_streams(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -28,7 +28,9 @@ pub async fn get_streams(
     let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
     let mut streams = state.hub.summary();
     streams.retain(|stream| reader.may_watch(&stream.name));
-    Ok(Json(json!({ "streams": streams })))
+    Ok(Json(
+        json!({ "streams": streams, "viewers": state.viewers.get() }),
+    ))
 }
 
 /// Liveness: 200 while the server accepts requests.

@@ -27,6 +27,7 @@ use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
@@ -42,6 +43,33 @@ use super::quota::ClientSlot;
 use crate::hub::{Latest, Subscription};
 use crate::sse::{self, EncodedFrame};
 use crate::status::Status;
+
+/// How many viewers (open `GET /events` responses) the server has, whatever they carry.
+#[derive(Debug, Default)]
+pub struct ViewerCount(AtomicUsize);
+
+impl ViewerCount {
+    /// Viewers open now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One viewer, counted in a [`ViewerCount`] until dropped.
+struct Counted(Arc<ViewerCount>);
+
+impl Counted {
+    fn new(count: &Arc<ViewerCount>) -> Counted {
+        count.0.fetch_add(1, Ordering::Relaxed);
+        Counted(count.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// How a viewer wants its frames.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +96,7 @@ pub struct Viewer {
     due: Option<Pin<Box<Sleep>>>,
     /// This viewer's place in its client's quota.
     _quota: Option<ClientSlot>,
+    _counted: Counted,
     keep_alive: Duration,
     /// Fires when the stream has been quiet for `keep_alive`; reset by every chunk sent.
     quiet: Pin<Box<Sleep>>,
@@ -173,6 +202,7 @@ impl Viewer {
             delivery,
             due: None,
             _quota: quota,
+            _counted: Counted::new(&state.viewers),
             keep_alive: state.config.keep_alive,
             quiet: Box::pin(tokio::time::sleep(state.config.keep_alive)),
             shutdown: Box::pin(state.shutdown.wait_owned()),
@@ -321,9 +351,12 @@ impl Follow {
     }
 }
 
-/// Completes when `timer` fires; never if there is none.
+/// Completes when `timer` fires; never if there is none. A deadline already past completes at
+/// once: tokio's timer would first wait for its next tick, and a token that expired before its
+/// stream opened must not get a frame in the meantime.
 async fn fires(timer: &mut Option<Pin<Box<Sleep>>>) {
     match timer {
+        Some(sleep) if sleep.deadline() <= Instant::now() => {}
         Some(sleep) => sleep.await,
         None => std::future::pending().await,
     }

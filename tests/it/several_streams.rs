@@ -95,6 +95,24 @@ async fn one_connection_carries_each_stream_byte_exact_and_in_order() {
         [1, 1],
         "one subscriber of each stream, not two of `a`"
     );
+    let all: serde_json::Value = reqwest::get(server.url("/streams"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["viewers"], 1, "one connection: {all}");
+    drop(reader);
+    crate::common::eventually("the viewer is gone", || async {
+        let all: serde_json::Value = reqwest::get(server.url("/streams"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["viewers"] == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -421,3 +421,34 @@ async fn a_token_must_cover_every_stream_of_a_connection_and_403_names_the_other
     let (status, _, _) = get(&server, "/events?stream=cam-1&stream=cam-2", Some(&token)).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_token_past_exp_but_within_the_leeway_gets_only_the_end_event() {
+    let server = start().await;
+    let producer = mint(&claims(&[], &["cam"], 300), "HS256", SECRET);
+    let stream = format!("cam&access_token={producer}");
+    assert_eq!(
+        server.post_jpeg(&stream, &sample_jpeg(32, 32, 1)).await.0,
+        200
+    );
+    let token = mint(&claims(&["cam"], &[], -2), "HS256", SECRET);
+    let response = reqwest::Client::new()
+        .get(server.url("/events?stream=cam"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "accepted: 2 s late is within the 5 s leeway"
+    );
+    let body = tokio::time::timeout(Duration::from_secs(5), response.text())
+        .await
+        .expect("the stream ends at once")
+        .unwrap();
+    assert_eq!(
+        body, "retry: 2000\n\nevent: end\ndata: {\"reason\":\"token-expired\"}\n\n",
+        "nothing but the end: no status, no frame"
+    );
+}
