@@ -1,6 +1,6 @@
 // One framecast `/events` connection over fetch-event-source, with no React in it: open-response checks,
 // reconnect policy (jittered backoff floored at the server's `retry:`, `Retry-After`, an immediate reconnect when the
-// access token expires, a few retries of 401/403), connect timeout, stall watchdog, headers per attempt.
+// access token of a stream open for a while expires, a few retries of 401/403), connect timeout, stall watchdog, headers per attempt.
 
 import { fetchEventSource, type EventSourceMessage } from '@microsoft/fetch-event-source'
 
@@ -46,6 +46,15 @@ export const DefaultConnectTimeoutMs = 10_000
  * that keeps refusing stops the hook a few seconds later instead of being asked forever.
  */
 export const AuthRetries = 2
+
+/**
+ * How long a stream must have been open for its `token-expired` end to be followed by an immediate
+ * reconnect. A token that ends its stream sooner was stale when it was sent (a backend handing out
+ * a token already past `exp`, which the server still accepts within its leeway and then ends at
+ * once): reconnecting at once would loop as fast as the network allows, so such an end waits the
+ * usual backoff instead, growing each time it happens again.
+ */
+export const MinOpenForImmediateReconnectMs = 1_000
 
 /** Content type a good `/events` response must have. */
 const EventStreamContentType = 'text/event-stream'
@@ -195,8 +204,8 @@ function checkResponse(response: Response, retryAuth: boolean): void {
 /**
  * Opens `/events` and keeps it open until the returned function is called: reconnects after
  * network errors, 5xx/429/408, a clean end of the body (server restart) and stalls, and at once
- * after `event: end` with reason `token-expired`; retries 401/403 up to `authRetries` times; stops
- * for good on 204 and other 4xx. The returned close function is idempotent and fires no callbacks.
+ * after `event: end` with reason `token-expired` (after the backoff if the stream had only just
+ * opened); retries 401/403 up to `authRetries` times; stops for good on 204 and other 4xx. The returned close function is idempotent and fires no callbacks.
  */
 export function openConnection(options: ConnectionOptions, events: ConnectionEvents): () => void {
   // One controller for the whole connection: aborting it ends fetch-event-source's loop and its retry timer.
@@ -204,6 +213,10 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
   let closed = false
   /** Failed attempts since the last good open. */
   let attempt = 0
+  /** `attempt` as it was before the current open, restored if the stream proves stale-tokened. */
+  let attemptBeforeOpen = 0
+  /** When the current response opened. */
+  let openedAt = 0
   /** 401/403 answers since the last good open. */
   let authRefusals = 0
   /** The `reason` of the current response's `event: end`, once the server has sent one. */
@@ -279,7 +292,9 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
     stopConnectTimer()
     if (closed) return
     checkResponse(response, authRefusals < options.authRetries)
+    attemptBeforeOpen = attempt
     attempt = 0
+    openedAt = Date.now()
     authRefusals = 0
     everOpened = true
     startWatchdog()
@@ -343,8 +358,13 @@ export function openConnection(options: ConnectionOptions, events: ConnectionEve
     stopWatchdog()
     stopConnectTimer()
     if (closed) throw cause
-    if (endReason === TokenExpired) return reconnectWithFreshToken()
-    const error = describeFailure(cause)
+    const staleToken = endReason === TokenExpired && Date.now() - openedAt < MinOpenForImmediateReconnectMs
+    if (endReason === TokenExpired && !staleToken) return reconnectWithFreshToken()
+    // A token stale on arrival made that open no success: the backoff goes on from where it was.
+    if (staleToken) attempt = attemptBeforeOpen
+    const error = staleToken
+      ? new FrameStreamError('access token expired as the stream opened; reconnecting after a delay')
+      : describeFailure(cause)
     if (error.fatal) {
       setStatus('error', error)
       throw error // the only way to stop fetch-event-source's retry loop

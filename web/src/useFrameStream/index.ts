@@ -8,6 +8,7 @@ export {
   DefaultRetryFloorMs,
   DefaultStallTimeoutMs,
   FrameStreamError,
+  MinOpenForImmediateReconnectMs,
   type BackoffOptions,
   type ConnectionStatus,
   type HeaderRecord,

@@ -4,7 +4,7 @@ import { act, cleanup, renderHook } from '@testing-library/react'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { AuthRetries, DefaultConnectTimeoutMs, FrameStreamError } from './connection'
+import { AuthRetries, DefaultConnectTimeoutMs, FrameStreamError, MinOpenForImmediateReconnectMs } from './connection'
 import { createMockEventServer, endEvent, frameEvent, type MockEventServer } from './mockEventServer'
 import { useFrameStream, type UseFrameStreamOptions } from './useFrameStream'
 
@@ -293,7 +293,9 @@ describe('access tokens', () => {
     const { result } = renderStream({ getHeaders })
     await advance()
     const unsubscribe = result.current.frames.subscribe(() => {})
-    server.requests[0]!.push(frameEvent(1) + endEvent('token-expired'))
+    server.requests[0]!.push(frameEvent(1))
+    await advance(MinOpenForImmediateReconnectMs) // the token lived long enough to be no stale one
+    server.requests[0]!.push(endEvent('token-expired'))
     server.requests[0]!.end()
 
     await advance() // no time passes: the usual reconnect would wait at least the 1 s floor
@@ -310,6 +312,48 @@ describe('access tokens', () => {
     expect(result.current).toMatchObject({ status: 'open', error: null, opens: 2, lastSeq: 1 })
     expect(result.current.frames.take()?.seq).toBe(1) // the frame survived the reconnect
     unsubscribe()
+  })
+
+  it('backs off, growing, when tokens keep expiring as soon as their stream opens', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(1)
+    const getHeaders = tokenSource()
+    const { result } = renderStream({ getHeaders })
+    // As when the backend hands out tokens already past exp, which the server takes within its leeway.
+    const endAtOnce = async () => {
+      await advance()
+      server.requests.at(-1)!.push(endEvent('token-expired'))
+      server.requests.at(-1)!.end()
+      await advance()
+    }
+    const nextRequestAfter = async (ms: number) => {
+      const made = server.requests.length
+      await advance(ms - 1)
+      expect(server.requests).toHaveLength(made)
+      await advance(1)
+      expect(server.requests).toHaveLength(made + 1)
+    }
+
+    await endAtOnce()
+    expect(result.current.status).toBe('reconnecting')
+    expect(result.current.error).toMatchObject({
+      message: 'access token expired as the stream opened; reconnecting after a delay',
+      fatal: false,
+    })
+    // The usual backoff, growing: the 1 s floor plus the full jitter of 500 ms, then 1 s, then 2 s.
+    await nextRequestAfter(1_500)
+    await endAtOnce()
+    await nextRequestAfter(2_000)
+    await endAtOnce()
+    await nextRequestAfter(3_000)
+    expect(getHeaders).toHaveBeenCalledTimes(4)
+
+    // A token that lasts brings the immediate reconnect back, and the backoff starts afresh.
+    await advance(MinOpenForImmediateReconnectMs)
+    await endAtOnce()
+    expect(server.requests).toHaveLength(5)
+    expect(result.current.status).toBe('open')
+    await endAtOnce()
+    await nextRequestAfter(1_500)
   })
 
   it('treats an end for another reason as the end of the stream, reconnecting after the usual delay', async () => {
