@@ -7,20 +7,20 @@ import { FrameCanvas, useFrameStream } from '../src'
 interface StreamPanelProps {
   server: string
   initialStream: string
-  token: string | null
+  /** Called on every (re)connect, so a refreshed token is what goes out (see token.ts). */
+  getHeaders: () => Promise<Record<string, string>>
   /** Names offered in the stream picker (from /streams). */
   known: string[]
   onRemove?: (() => void) | undefined
 }
 
-export function StreamPanel({ server, initialStream, token, known, onRemove }: StreamPanelProps) {
+export function StreamPanel({ server, initialStream, getHeaders, known, onRemove }: StreamPanelProps) {
   const [stream, setStream] = useState(initialStream)
   const [draft, setDraft] = useState(initialStream)
   const live = useFrameStream({
     url: `${server}/events`,
     stream,
-    // Called on every (re)connect: a real app would return its current, refreshed token here.
-    getHeaders: (): Record<string, string> => (token === null ? {} : { Authorization: `Bearer ${token}` }),
+    getHeaders,
   })
   const listId = `streams-${initialStream}`
 

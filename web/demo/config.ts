@@ -7,9 +7,11 @@ export interface DemoConfig {
   streams: string[]
   /** Sent as `Authorization: Bearer <token>` when set. */
   token: string | null
+  /** Asked for a fresh token (`{"token": "…"}`) before every connect and reconnect when set; wins over `token`. */
+  tokenUrl: string | null
 }
 
-/** `?server=http://127.0.0.1:8080&streams=default,door&token=secret` */
+/** `?server=http://127.0.0.1:8080&streams=default,door&token=secret` or `…&tokenUrl=http://127.0.0.1:3000/token` */
 export function readConfig(search: string): DemoConfig {
   const query = new URLSearchParams(search)
   const streams = (query.get('streams') ?? query.get('stream') ?? 'default')
@@ -20,5 +22,6 @@ export function readConfig(search: string): DemoConfig {
     server: (query.get('server') ?? '').replace(/\/+$/, ''),
     streams: streams.length > 0 ? streams : ['default'],
     token: query.get('token'),
+    tokenUrl: query.get('tokenUrl'),
   }
 }

@@ -6,8 +6,10 @@ import { createRoot } from 'react-dom/client'
 import { readConfig } from './config'
 import { StreamPanel } from './StreamPanel'
 import { StreamTable, useStreamList } from './StreamTable'
+import { tokenHeaders } from './token'
 
 const config = readConfig(window.location.search)
+const getHeaders = tokenHeaders(config)
 
 function App() {
   const [panels, setPanels] = useState(() => config.streams.map((stream, id) => ({ id, stream })))
@@ -37,7 +39,7 @@ function App() {
             key={panel.id}
             server={config.server}
             initialStream={panel.stream}
-            token={config.token}
+            getHeaders={getHeaders}
             known={known}
             onRemove={panels.length > 1 ? () => setPanels(current => current.filter(p => p.id !== panel.id)) : undefined}
           />
