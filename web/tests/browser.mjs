@@ -4,12 +4,16 @@
 // Debian's Chromium through playwright-core, and checks what a viewer would see: moving pixels, ~30 fps,
 // a flat JS heap over a minute, no open subscriber after leaving the page, an Authorization header
 // through CORS, reconnection after a server restart, and a page with more streams than the browser has
-// connections saying so. Prints a summary and exits non-zero on failure.
+// connections saying so. Then, against a second framecast with access tokens on (and a tiny token
+// backend in Node): the demo refreshing ~4 s tokens without a visible pause, the built-in viewer with
+// and without `?access_token=`, and the demo giving up on a token that does not cover its stream.
+// Prints a summary and exits non-zero on failure.
 //
 // Env: FRAMECAST_BIN (default ../target/release/framecast), CHROMIUM_PATH (default /usr/bin/chromium),
 // SOAK_SECONDS (default 60).
 
 import { spawn } from 'node:child_process'
+import { createHmac, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path'
@@ -35,6 +39,12 @@ const CrowdedPanels = 8
 const ConnectTimeoutWaitMs = 10_000 + 10_000
 /** Allowed JS heap growth over the soak, after forced GC. Any per-frame leak at 30 fps is far above this. */
 const HeapGrowthLimit = 3 * 1024 * 1024
+/** Lifetime of the tokens the demo refreshes, how long it is watched, and the longest pause allowed in it. */
+const TokenTtlSeconds = 4
+const TokenWatchMs = 15_000
+const MaxFrameGapMs = 1_000
+/** How often the watched canvas is sampled; the gaps it measures are this coarse. */
+const TokenSampleEveryMs = 100
 const ChromiumArgs = [
   '--no-sandbox',
   '--disable-gpu',
@@ -84,8 +94,8 @@ async function waitFor(what, timeoutMs, probe, everyMs = 100) {
 // A camera URL nobody listens on: the `cam` stream reports itself offline.
 const DownCameraUrl = 'http://127.0.0.1:9/video.mjpg'
 
-async function startFramecast(bind = '127.0.0.1:0') {
-  const args = ['--bind', bind, '--source', `cam=${DownCameraUrl} always-on`]
+async function startFramecast(bind = '127.0.0.1:0', extraArgs = []) {
+  const args = ['--bind', bind, '--source', `cam=${DownCameraUrl} always-on`, ...extraArgs]
   const child = spawn(FramecastBin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise(done => child.once('exit', (code, signal) => done({ code, signal, at: Date.now() })))
   const stop = async () => {
@@ -181,8 +191,8 @@ async function panelOf(page) {
 }
 
 /** A fingerprint of the canvas pixels and how many distinct grey levels it has (a blank canvas has 1). */
-async function canvasSample(page) {
-  return page.$eval('[data-testid=panel] canvas', canvas => {
+async function canvasSample(page, selector = '[data-testid=panel] canvas') {
+  return page.$eval(selector, canvas => {
     const context = canvas.getContext('2d')
     const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
     let hash = 0
@@ -193,6 +203,40 @@ async function canvasSample(page) {
     }
     return { width: canvas.width, height: canvas.height, hash, levels: levels.size }
   })
+}
+
+/** An HS256 access token for framecast, signed with `secret`, that may watch `subscribe` for `ttlSeconds`. */
+function mintToken(secret, subscribe, ttlSeconds) {
+  const part = value => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const claims = { exp: Math.floor(Date.now() / 1000) + ttlSeconds, framecast: { subscribe } }
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`
+}
+
+/**
+ * An app's backend in miniature, on 127.0.0.1 with CORS for the demo's origin: `/token?ttl=N` mints a
+ * token for stream `default`, `/token-for-another-stream` one for a stream the demo does not show.
+ * `requests` counts the requests per path.
+ */
+async function startTokenBackend(secret, pageOrigin) {
+  const Grants = { '/token': ['default'], '/token-for-another-stream': ['other'] }
+  const requests = {}
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://x')
+    requests[url.pathname] = (requests[url.pathname] ?? 0) + 1
+    const headers = { 'access-control-allow-origin': pageOrigin, 'cache-control': 'no-store' }
+    const subscribe = Grants[url.pathname]
+    if (subscribe === undefined) {
+      response.writeHead(404, headers).end()
+      return
+    }
+    const token = mintToken(secret, subscribe, Number(url.searchParams.get('ttl') ?? 60))
+    response.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ token }))
+  })
+  await new Promise(done => server.listen(0, '127.0.0.1', done))
+  cleanups.push(() => new Promise(done => server.close(() => done())))
+  cleanups.push(async () => server.closeAllConnections?.())
+  return { url: `http://127.0.0.1:${server.address().port}`, requests }
 }
 
 async function heapUsed(cdp) {
@@ -425,7 +469,184 @@ async function run() {
     record(`a page with ${CrowdedPanels} streams reports the connect timeout`, null, 'no framecast after the restart')
   }
 
+  await checkAccessTokens(context, pageOrigin)
+
   record('no errors in the page console', pageErrors.length === 0, pageErrors.slice(0, 5).join(' | '))
+}
+
+/** 9. A second framecast with access tokens on, and a token backend standing in for the app's. */
+async function checkAccessTokens(context, pageOrigin) {
+  const startedAt = Date.now()
+  const secret = randomBytes(32).toString('hex')
+  const framecast = await startFramecast('127.0.0.1:0', ['--jwt-secret', secret])
+  const backend = await startTokenBackend(secret, pageOrigin)
+  log(`framecast with access tokens at ${framecast.url}, token backend at ${backend.url}`)
+  const demoWith = tokenUrl =>
+    `${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=default&tokenUrl=${encodeURIComponent(tokenUrl)}`
+
+  await checkTokenRefresh(context, backend, demoWith(`${backend.url}/token?ttl=${TokenTtlSeconds}`))
+  await checkViewerToken(context, framecast.url, secret)
+  await checkRefusedToken(context, backend, demoWith(`${backend.url}/token-for-another-stream`))
+
+  await framecast.stop()
+  figures.tokenChecksSeconds = (Date.now() - startedAt) / 1000
+}
+
+/** a. The demo fetches a fresh token for every reconnect, and the picture goes on across them. */
+async function checkTokenRefresh(context, backend, demoUrl) {
+  const page = await context.newPage()
+  // When each frame was decoded, in the page: finer than sampling the canvas from here.
+  await page.addInitScript(() => {
+    const decodes = { count: 0, last: null, longestGap: 0 }
+    globalThis.__decodes = decodes
+    const create = globalThis.createImageBitmap.bind(globalThis)
+    globalThis.createImageBitmap = (...args) =>
+      create(...args).then(bitmap => {
+        const now = performance.now()
+        if (decodes.last !== null) decodes.longestGap = Math.max(decodes.longestGap, now - decodes.last)
+        decodes.last = now
+        decodes.count += 1
+        return bitmap
+      })
+  })
+  const sent = []
+  page.on('request', request => {
+    if (request.url().includes('/events') && request.method() === 'GET') sent.push(request.headers().authorization)
+  })
+  await page.goto(demoUrl)
+  const first = await waitFor('a first frame with a token', 10_000, async () => {
+    const sample = await canvasSample(page)
+    return sample.levels > 1 ? sample : null
+  }).catch(error => error)
+  if (first instanceof Error) {
+    record('demo with expiring tokens shows the stream', false, `${first.message}; panel ${JSON.stringify(await panelOf(page))}`)
+    await page.close()
+    return
+  }
+
+  // Watch as a viewer would: how long the picture ever stays still, and whether it blanks or gives up.
+  const tokensBefore = backend.requests['/token'] ?? 0
+  const opensBefore = Number((await panelOf(page)).opens)
+  const sentBefore = sent.length
+  await page.evaluate(() => {
+    globalThis.__decodes.longestGap = 0
+  })
+  const watchStart = Date.now()
+  let last = first
+  let lastChangeAt = watchStart
+  let longestStill = 0
+  let blank = 0
+  let samples = 0
+  let fatal = null
+  const statuses = new Set()
+  while (Date.now() - watchStart < TokenWatchMs) {
+    await sleep(TokenSampleEveryMs)
+    const [sample, panel] = await Promise.all([canvasSample(page), panelOf(page)])
+    const now = Date.now()
+    samples += 1
+    statuses.add(panel.status)
+    if (panel.status === 'error') fatal ??= panel.error
+    if (sample.levels <= 1) blank += 1
+    if (sample.hash !== last.hash) {
+      longestStill = Math.max(longestStill, now - lastChangeAt)
+      lastChangeAt = now
+      last = sample
+    }
+  }
+  longestStill = Math.max(longestStill, Date.now() - lastChangeAt)
+  const decodes = await page.evaluate(() => globalThis.__decodes)
+  const panel = await panelOf(page)
+  const tokens = (backend.requests['/token'] ?? 0) - tokensBefore
+  const opens = Number(panel.opens) - opensBefore
+  const sentInWatch = sent.slice(sentBefore)
+  const distinct = new Set(sent).size === sent.length && sent.every(header => /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/.test(header))
+  Object.assign(figures, { tokenStillMs: longestStill, tokenDecodeGapMs: Math.round(decodes.longestGap), tokensFetched: tokens })
+
+  record(
+    `demo with ${TokenTtlSeconds} s tokens: a fresh token for every reconnect`,
+    tokens >= 3 && opens >= 3 && sentInWatch.length >= 3 && distinct,
+    `${tokens} tokens fetched, ${sentInWatch.length} /events requests and ${opens} opens in ${TokenWatchMs / 1000} s; ` +
+      `${new Set(sent).size} distinct bearer tokens in ${sent.length} requests`,
+  )
+  record(
+    `demo with ${TokenTtlSeconds} s tokens: the picture never stops for more than ${MaxFrameGapMs} ms`,
+    longestStill <= MaxFrameGapMs && decodes.longestGap <= MaxFrameGapMs && blank === 0,
+    `canvas unchanged for at most ${longestStill} ms (${samples} samples), longest gap between decoded frames ` +
+      `${Math.round(decodes.longestGap)} ms, ${blank} blank samples`,
+  )
+  record(
+    `demo with ${TokenTtlSeconds} s tokens: no fatal error`,
+    // Not `open` at the end: the last sample may fall in the moment of a reconnect.
+    fatal === null && panel.status !== 'error',
+    `statuses seen ${[...statuses].join(', ')}; now ${panel.status}${fatal ? `; fatal: ${fatal}` : ''}`,
+  )
+  await page.close()
+}
+
+/** b. framecast's own viewer page takes `?access_token=`; without one a viewer sees it is not live. */
+async function checkViewerToken(context, framecastUrl, secret) {
+  const page = await context.newPage()
+  await page.goto(`${framecastUrl}/?access_token=${mintToken(secret, ['default'], 60)}`)
+  const first = await waitFor('the viewer to draw', 10_000, async () => {
+    const sample = await canvasSample(page, '#picture')
+    return sample.levels > 1 ? sample : null
+  }).catch(error => error)
+  let changed = null
+  if (!(first instanceof Error)) {
+    changed = await waitFor('the viewer picture to change', 5_000, async () => {
+      const later = await canvasSample(page, '#picture')
+      return later.hash !== first.hash ? later : null
+    }).catch(() => null)
+  }
+  const state = await page.$eval('#state', element => element.textContent)
+  record(
+    'viewer page with ?access_token= shows changing pixels',
+    changed !== null && state === 'live',
+    first instanceof Error ? first.message : `hash ${first.hash} -> ${changed?.hash ?? 'unchanged'}, state "${state}"`,
+  )
+
+  const answers = []
+  page.on('response', response => {
+    if (response.url().includes('/events')) answers.push(response.status())
+  })
+  await page.goto(`${framecastUrl}/`)
+  const down = await waitFor('the viewer to show it is not live', 5_000, async () => {
+    const shown = await page.$eval('#state', element => ({ text: element.textContent, kind: element.className }))
+    return shown.kind === 'down' ? shown : null
+  }).catch(error => error)
+  const blank = (await canvasSample(page, '#picture')).levels <= 1
+  record(
+    'viewer page without a token: /events refused, the page shows it is not live',
+    !(down instanceof Error) && answers.includes(401) && blank,
+    `/events answered ${answers.join(', ') || 'nothing'}; ` +
+      (down instanceof Error ? down.message : `state "${down.text}" (${down.kind}), canvas ${blank ? 'blank' : 'drawn'}`),
+  )
+  await page.close()
+}
+
+/** c. A backend whose tokens never cover the stream: the panel gives up after AuthRetries (2) retries. */
+async function checkRefusedToken(context, backend, demoUrl) {
+  const page = await context.newPage()
+  await page.goto(demoUrl)
+  const stopped = await waitFor('the panel to give up', 15_000, async () => {
+    const panel = await panelOf(page)
+    return panel.status === 'error' ? panel : null
+  }).catch(error => error)
+  // A fourth attempt would come one backoff step (retry: 2 s, plus up to 0.5 s) after the third.
+  await sleep(3_000)
+  const asked = backend.requests['/token-for-another-stream'] ?? 0
+  const shown = await page.$eval('[data-testid=panel]', element => ({
+    status: element.querySelector('dd[class^=status-]')?.textContent,
+    error: element.querySelector('.error')?.textContent,
+  }))
+  const retry = await page.getByRole('button', { name: 'Retry' }).isVisible()
+  record(
+    'demo with a token for another stream: fatal after 2 retries, says so',
+    !(stopped instanceof Error) && asked === 3 && shown.status === 'error' && /not authorized \(403\)/.test(shown.error) && retry,
+    `${asked} tokens fetched; shows status "${shown.status}", "${shown.error}"` +
+      (stopped instanceof Error ? `; ${stopped.message}` : ''),
+  )
+  await page.close()
 }
 
 async function cleanup() {
@@ -446,6 +667,13 @@ function summary() {
       `\nfigures: fps ${figures.fps} (source ${SourceFps}); JS heap ${figures.heapStart ? mib(figures.heapStart) : '?'} -> ${figures.heapEnd ? mib(figures.heapEnd) : '?'} over ${figures.soakSeconds ?? '?'} s` +
         ` (${figures.framesInSoak ?? '?'} frames, ${figures.droppedInSoak ?? '?'} dropped, delay ~${figures.delayMs ?? '?'} ms);` +
         ` bitmaps ${JSON.stringify(figures.bitmaps ?? {})}; shutdown ${figures.shutdownMs ?? '?'} ms\n`,
+    )
+  }
+  if (figures.tokensFetched !== undefined) {
+    process.stdout.write(
+      `access tokens: ${figures.tokensFetched} tokens of ${TokenTtlSeconds} s in ${TokenWatchMs / 1000} s; ` +
+        `longest gap between decoded frames ${figures.tokenDecodeGapMs} ms, canvas still for at most ` +
+        `${figures.tokenStillMs} ms (sampled every ~${TokenSampleEveryMs} ms); token checks took ${figures.tokenChecksSeconds ?? '?'} s\n`,
     )
   }
   if (failed.length > 0 && serverLog.length > 0) {
