@@ -610,13 +610,13 @@ async function checkViewerToken(context, framecastUrl, secret) {
     if (response.url().includes('/events')) answers.push(response.status())
   })
   await page.goto(`${framecastUrl}/`)
-  const down = await waitFor('the viewer to show it is not live', 5_000, async () => {
+  const down = await waitFor('the viewer to say a token is needed', 5_000, async () => {
     const shown = await page.$eval('#state', element => ({ text: element.textContent, kind: element.className }))
-    return shown.kind === 'down' ? shown : null
+    return shown.kind === 'down' && shown.text.includes('access token') ? shown : null
   }).catch(error => error)
   const blank = (await canvasSample(page, '#picture')).levels <= 1
   record(
-    'viewer page without a token: /events refused, the page shows it is not live',
+    'viewer page without a token: /events refused, the page says a token is needed',
     !(down instanceof Error) && answers.includes(401) && blank,
     `/events answered ${answers.join(', ') || 'nothing'}; ` +
       (down instanceof Error ? down.message : `state "${down.text}" (${down.kind}), canvas ${blank ? 'blank' : 'drawn'}`),
