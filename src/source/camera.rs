@@ -32,6 +32,9 @@ use crate::status::State;
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 /// Longest reconnect delay.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Pause between reading a 401 page and answering its challenge, so that the answer goes out
+/// on the same connection (see [`Auth::get`]). Paid once per connection, not per frame.
+const POOL_RETURN_PAUSE: Duration = Duration::from_millis(50);
 /// Most bytes read from an error response's body (a 401 page) to keep the connection reusable.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 
@@ -249,8 +252,11 @@ impl Auth {
                 );
             }
             self.scheme = Some(Self::challenge(&response)?);
-            // Reading the 401 page to its end lets the answer reuse the same connection.
+            // Reading the 401 page to its end lets the answer reuse the same connection, once
+            // the client's connection task has put it back in the pool; asking at once would
+            // often find it still busy and open a second connection to the camera.
             drain(camera, response).await;
+            tokio::time::sleep(POOL_RETURN_PAUSE).await;
         }
         unreachable!("the loop returns on its second attempt")
     }
