@@ -85,6 +85,16 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_BIND", default_value = DEFAULT_BIND, value_parser = parse_bind)]
     pub bind: String,
 
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), offering HTTP/2 to browsers
+    /// (one connection for every stream of a page) and HTTP/1.1 to other clients. Needs
+    /// `--tls-key`.
+    #[arg(long, env = "FRAMECAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "FRAMECAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Origins allowed to read streams from another site, comma-separated, or `*` for any.
     /// Credentials (cookies) are never allowed; `Authorization` headers are.
     #[arg(

@@ -76,6 +76,7 @@ use crate::source::Source;
 pub struct App {
     config: Config,
     verifier: Option<jwt::Verifier>,
+    tls: Option<server::tls::Tls>,
     hub: Arc<Hub>,
     sources: Vec<(Arc<Stream>, Source)>,
 }
@@ -85,6 +86,12 @@ impl App {
     pub fn new(mut config: Config) -> anyhow::Result<App> {
         config.publish_token = config.publish_token().map_err(anyhow::Error::msg)?;
         let verifier = config.verifier().map_err(anyhow::Error::msg)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(server::tls::acceptor(cert, key).map_err(anyhow::Error::msg)?)
+            }
+            _ => None,
+        };
         let hub = Arc::new(Hub::with_limits(
             config.max_streams,
             config.max_waiting_streams,
@@ -99,6 +106,7 @@ impl App {
         Ok(App {
             config,
             verifier,
+            tls,
             hub,
             sources,
         })
@@ -109,6 +117,7 @@ impl App {
         let App {
             config,
             verifier,
+            tls,
             hub,
             sources,
         } = self;
@@ -140,7 +149,7 @@ impl App {
             loopback_only,
         );
         let router = http::router(state);
-        server::serve(listeners, router, limits, shutdown).await?;
+        server::serve(listeners, router, limits, tls, shutdown).await?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 mod direct;
 mod send_timeout;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::IntoResponse;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
@@ -35,6 +36,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// viewer that cannot keep up holds about one frame in user space, then skips to the newest.
 /// (Hyper's minimum is 8 KiB; the same limit caps the request-header buffer.)
 const WRITE_BUFFER_LIMIT: usize = 64 * 1024;
+/// Most requests one HTTP/2 connection may have open at once: a page of cameras and then some.
+const HTTP2_MAX_STREAMS: u32 = 256;
+/// How often an HTTP/2 connection is pinged, so that a peer gone without a word is noticed.
+const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Connections taken beyond `--max-connections`, each only long enough to answer `/healthz` or
@@ -138,10 +143,13 @@ pub fn fit_to_fd_limit(max_connections: usize, fd_limit: Option<u64>) -> usize {
 
 /// Serves `router` on every one of `listeners` until `shutdown` fires, then closes every
 /// connection.
+///
+/// With `tls`, every connection is HTTPS, HTTP/2 or HTTP/1.1 as the client prefers.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<tls::Tls>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
@@ -188,6 +196,17 @@ pub async fn serve(
                 socket2::SockRef::from(&socket).set_send_buffer_size(limits.send_buffer_bytes)
         {
             tracing::debug!(%err, %peer, "could not set SO_SNDBUF");
+        }
+        if let Some(tls) = &tls {
+            let socket = SendTimeout::new(socket, limits.send_timeout);
+            connections.spawn(serve_tls(
+                socket,
+                peer,
+                router.clone(),
+                tls.clone(),
+                shutdown.clone(),
+            ));
+            continue;
         }
         connections.spawn(serve_connection(
             socket,
@@ -256,6 +275,61 @@ async fn serve_with_hyper(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(WRITE_BUFFER_LIMIT)
         .serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.wait() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%err, %peer, "connection ended with an error");
+    }
+}
+
+/// Serves one HTTPS connection: the TLS handshake (within the head timeout), then HTTP/2 or
+/// HTTP/1.1 as ALPN chose, until it closes, or gracefully once `shutdown` fires.
+async fn serve_tls(
+    socket: SendTimeout<TcpStream>,
+    peer: SocketAddr,
+    router: Router,
+    tls: tls::Tls,
+    shutdown: Shutdown,
+) {
+    let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, tls.0.accept(socket));
+    let socket = tokio::select! {
+        () = shutdown.wait() => return,
+        accepted = handshake => match accepted {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(err)) => {
+                tracing::debug!(%err, %peer, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake took too long");
+                return;
+            }
+        },
+    };
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(request)
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(WRITE_BUFFER_LIMIT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // As for HTTP/1.1: about one frame queued per viewer, then it skips to the newest.
+        .max_send_buf_size(WRITE_BUFFER_LIMIT)
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .keep_alive_interval(HTTP2_KEEP_ALIVE);
+    let connection = builder.serve_connection(TokioIo::new(socket), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 # System packages: ffmpeg and curl are driven by the integration tests, chromium by the
-# browser tests; PyJWT mints access tokens the way another implementation would.
+# browser tests; PyJWT mints access tokens the way another implementation would; openssl
+# makes the certificates of the HTTPS tests.
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || missing+=(python3-jwt python3-cryptography)

@@ -15,18 +15,26 @@ use axum::response::Response;
 use super::AppState;
 use crate::error::Error;
 
-/// Refuses requests whose `Host` names another machine, when the server listens on loopback
-/// only. A request without `Host` (HTTP/1.0) passes: browsers always send one.
+/// Refuses requests whose `Host` (or HTTP/2 authority) names another machine, when the server
+/// listens on loopback only. A request without either (HTTP/1.0) passes: browsers always send
+/// one.
 pub async fn check_host(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, Error> {
     if state.loopback_only {
+        // HTTP/2 names the host in the `:authority` pseudo-header, which arrives as the URI's.
         let host = request
             .headers()
             .get(header::HOST)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .or_else(|| {
+                request
+                    .uri()
+                    .authority()
+                    .map(|authority| authority.to_string())
+            });
         if let Some(host) = host
             && !is_allowed(&host, &state.config.allowed_hosts)
         {

@@ -15,6 +15,7 @@ mod several_streams;
 mod shutdown;
 mod slow_viewer;
 mod startup;
+mod tls;
 mod tokens;
 mod toolchain;
 mod uploads;
