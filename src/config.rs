@@ -33,6 +33,8 @@ pub const DEFAULT_MAX_STREAMS: usize = 64;
 /// Most streams that only viewers have asked for: enough for a wall of cameras whose producers
 /// start late, small enough that made-up names cost little.
 pub const DEFAULT_MAX_WAITING_STREAMS: usize = 64;
+/// Widths a viewer may ask for: thumbnails, small tiles, and half of 720p.
+pub const DEFAULT_VARIANT_WIDTHS: &str = "160,320,640";
 /// Most streams one event-stream connection may carry: a wall of 64 cameras on one page.
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 64;
 /// Most SSE subscribers at once, across all streams; beyond it new viewers get 503.
@@ -171,6 +173,12 @@ pub struct Config {
     /// Most streams one `GET /events` connection may carry (`?stream=a&stream=b…`).
     #[arg(long, env = "FRAMECAST_MAX_STREAMS_PER_CONNECTION", default_value_t = DEFAULT_MAX_STREAMS_PER_CONNECTION)]
     pub max_streams_per_connection: usize,
+
+    /// Widths a viewer may ask frames scaled to (`/events?width=N` is rounded to the nearest),
+    /// comma-separated; each (stream, width) being watched is scaled once for all its viewers.
+    #[arg(long, env = "FRAMECAST_VARIANT_WIDTHS", value_delimiter = ',', default_value = DEFAULT_VARIANT_WIDTHS,
+          value_parser = clap::value_parser!(u16).range(16..=7680))]
+    pub variant_widths: Vec<u16>,
 
     /// Most SSE subscribers at once, across all streams.
     #[arg(long, env = "FRAMECAST_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]

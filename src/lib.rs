@@ -31,6 +31,8 @@
 //! - [`hub`]: streams by name and their limits; a frame is **numbered** in
 //!   [`hub::Stream::publish`], which keeps the one newest-frame slot per stream.
 //! - [`sse`]: the wire format; a frame is **encoded** once, in [`sse::encode_frame`].
+//! - [`scale`]: a frame decoded and **scaled** to a narrower width, once per variant (the
+//!   variants themselves live in the hub, beside their stream).
 //! - [`status`]: a stream's status and its encoded `event: status`.
 //! - [`stream_name`]: what a stream may be called.
 //! - [`http`]: routes and handlers; a frame is **written** to a viewer by `http::viewer`,
@@ -51,6 +53,7 @@ pub mod jpeg;
 pub mod jwt;
 pub mod mjpeg;
 pub mod publish;
+pub mod scale;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

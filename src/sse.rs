@@ -18,15 +18,14 @@ pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// with a fresh token. The response ends after it.
 pub const END_TOKEN_EXPIRED: &[u8] = b"event: end\ndata: {\"reason\":\"token-expired\"}\n\n";
 
-/// One frame, encoded once, in the two shapes a subscriber can ask for.
+/// One frame, encoded once, in the two shapes a subscriber can ask for, with the frame itself
+/// for outputs that need the JPEG as it came (scaled variants, and the outputs to come).
 #[derive(Debug)]
 pub struct EncodedFrame {
     /// Sequence number of the frame within its stream, from 1.
     pub seq: u64,
-    /// Width in pixels.
-    pub width: u16,
-    /// Height in pixels.
-    pub height: u16,
+    /// The frame: its JPEG, size and receive time.
+    pub frame: Frame,
     /// The whole event, JPEG included as base64.
     pub with_jpeg: Bytes,
     /// The same event without the `jpeg` field (`?payload=none`), for debugging with curl.
@@ -80,8 +79,7 @@ pub fn encode_frame(stream: &StreamName, seq: u64, frame: &Frame) -> EncodedFram
 
     EncodedFrame {
         seq,
-        width: frame.width,
-        height: frame.height,
+        frame: frame.clone(),
         with_jpeg: event.freeze(),
         without_jpeg,
     }

@@ -29,20 +29,28 @@ struct EventsQuery {
     /// Each stream once, in the order first named; the default stream if none.
     streams: Vec<StreamName>,
     delivery: Delivery,
+    /// The scaled width asked for, already one of the widths offered.
+    width: Option<u16>,
     /// An access token, for clients that cannot send headers (`EventSource`).
     access_token: Option<String>,
 }
 
 impl EventsQuery {
-    /// Reads `query`: `stream` (repeatable, at most `max_streams`), `payload=none`, `fps=N`
-    /// and `access_token`. Other parameters (such as cache busters) are ignored.
-    fn parse(query: Option<&str>, max_streams: usize) -> Result<EventsQuery, Error> {
+    /// Reads `query`: `stream` (repeatable, at most `max_streams`), `payload=none`, `fps=N`,
+    /// `width=N` (rounded to the nearest of `widths`) and `access_token`. Other parameters
+    /// (such as cache busters) are ignored.
+    fn parse(
+        query: Option<&str>,
+        max_streams: usize,
+        widths: &[u16],
+    ) -> Result<EventsQuery, Error> {
         let mut streams: Vec<StreamName> = Vec::new();
         let mut delivery = Delivery {
             with_jpeg: true,
             min_interval: None,
         };
         let mut access_token = None;
+        let mut width = None;
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match &*key {
                 "stream" => {
@@ -63,6 +71,7 @@ impl EventsQuery {
                     }
                 }
                 "fps" => delivery.min_interval = Some(parse_fps(&value)?),
+                "width" => width = Some(parse_width(&value, widths)?),
                 "access_token" => access_token = Some(value.into_owned()),
                 _ => {}
             }
@@ -79,6 +88,7 @@ impl EventsQuery {
         Ok(EventsQuery {
             streams,
             delivery,
+            width,
             access_token,
         })
     }
@@ -98,6 +108,23 @@ fn parse_fps(value: &str) -> Result<Duration, Error> {
         })
 }
 
+/// The offered width nearest to `value` (the wider one on a tie), so a client cannot make the
+/// server keep a variant for every width there is.
+fn parse_width(value: &str, widths: &[u16]) -> Result<u16, Error> {
+    let asked: u32 = value
+        .parse()
+        .ok()
+        .filter(|width| *width > 0)
+        .ok_or_else(|| Error::BadQuery(format!("width={value:?}: use a number of pixels")))?;
+    widths
+        .iter()
+        .copied()
+        .min_by_key(|offered| (u32::from(*offered).abs_diff(asked), u16::MAX - offered))
+        .ok_or_else(|| {
+            Error::BadQuery("width: this server offers no scaled sizes (--variant-widths)".into())
+        })
+}
+
 /// Subscribes to the streams asked for and answers with their live event stream.
 pub async fn get_events(
     State(state): State<AppState>,
@@ -105,7 +132,11 @@ pub async fn get_events(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let query = EventsQuery::parse(query.as_deref(), state.config.max_streams_per_connection)?;
+    let query = EventsQuery::parse(
+        query.as_deref(),
+        state.config.max_streams_per_connection,
+        &state.config.variant_widths,
+    )?;
     let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
     reader.check_watch_all(&query.streams)?;
     let quota =
@@ -116,7 +147,7 @@ pub async fn get_events(
     let subscriptions = query
         .streams
         .iter()
-        .map(|name| state.hub.subscribe(name))
+        .map(|name| state.hub.subscribe(name, query.width))
         .collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(streams = ?query.streams, "subscriber joined");
 
@@ -140,8 +171,26 @@ pub async fn get_events(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_width_is_rounded_to_the_nearest_offered() {
+        let offered = [160, 320, 640];
+        let width = |query: &str| EventsQuery::parse(Some(query), 4, &offered).map(|q| q.width);
+        assert_eq!(width("width=300").unwrap(), Some(320));
+        assert_eq!(
+            width("width=240").unwrap(),
+            Some(320),
+            "a tie goes to the wider"
+        );
+        assert_eq!(width("width=100").unwrap(), Some(160));
+        assert_eq!(width("width=4000").unwrap(), Some(640));
+        assert_eq!(width("stream=a").unwrap(), None);
+        assert!(width("width=0").is_err());
+        assert!(width("width=wide").is_err());
+        assert!(EventsQuery::parse(Some("width=320"), 4, &[]).is_err());
+    }
+
     fn names(query: &str) -> Vec<String> {
-        EventsQuery::parse(Some(query), 4)
+        EventsQuery::parse(Some(query), 4, &[])
             .unwrap()
             .streams
             .iter()
@@ -155,22 +204,24 @@ mod tests {
         assert_eq!(names("payload=none"), ["default"]);
         assert_eq!(names("stream=cam&_=1712"), ["cam"]);
         assert!(
-            EventsQuery::parse(Some("stream=a&stream=b&stream=c&stream=d&stream=e"), 4).is_err()
+            EventsQuery::parse(Some("stream=a&stream=b&stream=c&stream=d&stream=e"), 4, &[])
+                .is_err()
         );
-        assert!(EventsQuery::parse(Some("stream=a%20b"), 4).is_err());
-        assert!(EventsQuery::parse(None, 4).is_ok());
+        assert!(EventsQuery::parse(Some("stream=a%20b"), 4, &[]).is_err());
+        assert!(EventsQuery::parse(None, 4, &[]).is_ok());
     }
 
     #[test]
     fn fps_and_payload_are_checked() {
-        let query = EventsQuery::parse(Some("fps=4&payload=none&access_token=t%2B"), 4).unwrap();
+        let query =
+            EventsQuery::parse(Some("fps=4&payload=none&access_token=t%2B"), 4, &[]).unwrap();
         assert_eq!(
             query.delivery.min_interval,
             Some(Duration::from_millis(250))
         );
         assert!(!query.delivery.with_jpeg);
         assert_eq!(query.access_token.as_deref(), Some("t+"));
-        let half = EventsQuery::parse(Some("fps=0.5"), 4).unwrap();
+        let half = EventsQuery::parse(Some("fps=0.5"), 4, &[]).unwrap();
         assert_eq!(half.delivery.min_interval, Some(Duration::from_secs(2)));
         for bad in [
             "fps=0",
@@ -180,7 +231,7 @@ mod tests {
             "fps=inf",
             "payload=half",
         ] {
-            assert!(EventsQuery::parse(Some(bad), 4).is_err(), "{bad}");
+            assert!(EventsQuery::parse(Some(bad), 4, &[]).is_err(), "{bad}");
         }
     }
 }

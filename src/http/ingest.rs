@@ -87,8 +87,8 @@ pub async fn post_frames(
             Ok(Json(json!({
                 "stream": name.as_str(),
                 "seq": encoded.seq,
-                "width": encoded.width,
-                "height": encoded.height,
+                "width": encoded.frame.width,
+                "height": encoded.frame.height,
             })))
         }
         Upload::Continuous(framing) => {

@@ -401,7 +401,7 @@ mod tests {
         let state = state();
         let subscription = state
             .hub
-            .subscribe(&StreamName::parse(None).unwrap())
+            .subscribe(&StreamName::parse(None).unwrap(), None)
             .unwrap();
         let quota = state.quotas.subscribers.take("192.0.2.1".parse().unwrap());
         let delivery = Delivery {

@@ -16,22 +16,27 @@
 //! - `subscription.rs`: a subscriber's hold on a stream, counted while it lasts;
 //! - `summary.rs`: what `GET /streams` reports for a stream;
 //! - `rate.rs`: the ingest frame-rate estimate;
-//! - `upkeep.rs`: the periodic pass that marks quiet streams stalled and removes idle ones.
+//! - `upkeep.rs`: the periodic pass that marks quiet streams stalled and removes idle ones;
+//! - `variant.rs`: a stream scaled to a narrower width, once for all who watch that width.
 
 mod rate;
 mod stream;
 mod subscription;
 mod summary;
 mod upkeep;
+mod variant;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 pub use stream::{Latest, SourceKind, Stream};
 pub use subscription::Subscription;
 pub use summary::StreamSummary;
+pub use variant::VariantSummary;
 
 use crate::stream_name::StreamName;
 
@@ -80,6 +85,8 @@ pub struct Hub {
     idle_stream_lifetime: Duration,
     /// Subscribers across all streams; shared with every [`Subscription`] so it can leave.
     subscribers: Arc<AtomicUsize>,
+    /// Frames being scaled for variants at once: at most one per CPU.
+    scaling: Arc<Semaphore>,
 }
 
 impl Hub {
@@ -109,6 +116,9 @@ impl Hub {
             max_subscribers,
             idle_stream_lifetime,
             subscribers: Arc::new(AtomicUsize::new(0)),
+            scaling: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )),
         }
     }
 
@@ -165,14 +175,20 @@ impl Hub {
         Ok(stream)
     }
 
-    /// Joins the stream called `name` (creating it, to wait for a producer, if need be).
-    pub fn subscribe(&self, name: &StreamName) -> Result<Subscription, HubError> {
+    /// Joins the stream called `name` (creating it, to wait for a producer, if need be), at
+    /// its own size or scaled to `width`.
+    pub fn subscribe(
+        &self,
+        name: &StreamName,
+        width: Option<u16>,
+    ) -> Result<Subscription, HubError> {
         let stream = self.stream(name, SourceKind::Push, false)?;
         if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(HubError::TooManySubscribers(self.max_subscribers));
         }
-        Ok(Subscription::new(stream, self.subscribers.clone()))
+        let variant = width.map(|width| stream.variant(width, &self.scaling));
+        Ok(Subscription::new(stream, variant, self.subscribers.clone()))
     }
 
     /// What `GET /streams` shows: every stream, sorted by name.

@@ -4,15 +4,17 @@
 //! so `seq` order is delivery order, then replaces the [`Latest`] slot without waiting for any
 //! subscriber. Status changes go through the same slot.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::rate::FrameRate;
 use super::summary::StreamSummary;
+use super::variant::{Variant, VariantSummary};
 use crate::frame::Frame;
 use crate::sse::{self, EncodedFrame};
 use crate::status::{State, Status};
@@ -74,6 +76,8 @@ pub struct Stream {
     subscribers: watch::Sender<usize>,
     /// Whether a producer has asked for the stream; changed only under the hub's lock.
     claimed: AtomicBool,
+    /// Its scaled variants by width, alive while somebody watches them.
+    variants: Mutex<HashMap<u16, Weak<Variant>>>,
 }
 
 /// The numbering and the publish times, changed together under the publish lock.
@@ -104,6 +108,7 @@ impl Stream {
             skipped: AtomicU64::new(0),
             subscribers: watch::Sender::new(0),
             claimed: AtomicBool::new(false),
+            variants: Mutex::default(),
         }
     }
 
@@ -182,10 +187,26 @@ impl Stream {
         self.skipped.fetch_add(frames, Ordering::Relaxed);
     }
 
-    /// A new receiver of the slot, and one more subscriber counted.
-    pub(super) fn join(&self) -> watch::Receiver<Latest> {
+    /// One more subscriber counted.
+    pub(super) fn join(&self) {
         self.subscribers.send_modify(|count| *count += 1);
+    }
+
+    /// A new receiver of the slot (not counted as a subscriber).
+    pub(super) fn watch(&self) -> watch::Receiver<Latest> {
         self.latest.subscribe()
+    }
+
+    /// The stream at `width`, started if nobody watches that width yet.
+    pub(super) fn variant(self: &Arc<Self>, width: u16, scaling: &Arc<Semaphore>) -> Arc<Variant> {
+        let mut variants = self.variants.lock().expect("variants lock poisoned");
+        if let Some(variant) = variants.get(&width).and_then(Weak::upgrade) {
+            return variant;
+        }
+        variants.retain(|_, variant| variant.strong_count() > 0);
+        let variant = Variant::start(self, width, scaling.clone());
+        variants.insert(width, Arc::downgrade(&variant));
+        variant
     }
 
     /// One subscriber fewer.
@@ -227,8 +248,21 @@ impl Stream {
             skipped: self.skipped.load(Ordering::Relaxed),
             fps,
             age_ms: age.map(|age| age.as_millis() as u64),
-            width: frame.as_ref().map(|f| f.width),
-            height: frame.as_ref().map(|f| f.height),
+            width: frame.as_ref().map(|f| f.frame.width),
+            height: frame.as_ref().map(|f| f.frame.height),
+            variants: self.variant_summaries(),
         }
+    }
+
+    /// The variants somebody watches, narrowest first.
+    fn variant_summaries(&self) -> Vec<VariantSummary> {
+        let variants = self.variants.lock().expect("variants lock poisoned");
+        let mut summaries: Vec<VariantSummary> = variants
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|variant| variant.summary())
+            .collect();
+        summaries.sort_by_key(|summary| summary.width);
+        summaries
     }
 }

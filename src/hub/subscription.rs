@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::watch;
 
 use super::stream::{Latest, Stream};
+use super::variant::Variant;
 
 /// A subscriber's hold on a stream. Dropping it (when the viewer leaves) updates the counts.
 #[derive(Debug)]
@@ -15,18 +16,33 @@ pub struct Subscription {
     /// Sees each new frame and status; marked changed at the start, so a joining subscriber
     /// hears the current status and gets the newest frame at once.
     pub latest: watch::Receiver<Latest>,
+    /// The scaled variant watched instead of the stream's own frames, held while watched.
+    _variant: Option<Arc<Variant>>,
     /// Subscribers across the hub, already counting this one.
     all_subscribers: Arc<AtomicUsize>,
 }
 
 impl Subscription {
-    /// Joins `stream`; `all_subscribers` already counts the new subscriber.
-    pub(super) fn new(stream: Arc<Stream>, all_subscribers: Arc<AtomicUsize>) -> Subscription {
-        let mut latest = stream.join();
-        latest.mark_changed();
+    /// Joins `stream`, or its `variant` if given; `all_subscribers` already counts the new
+    /// subscriber.
+    pub(super) fn new(
+        stream: Arc<Stream>,
+        variant: Option<Arc<Variant>>,
+        all_subscribers: Arc<AtomicUsize>,
+    ) -> Subscription {
+        stream.join();
+        let latest = match &variant {
+            Some(variant) => variant.watch(),
+            None => {
+                let mut latest = stream.watch();
+                latest.mark_changed();
+                latest
+            }
+        };
         Subscription {
             stream,
             latest,
+            _variant: variant,
             all_subscribers,
         }
     }

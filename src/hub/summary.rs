@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::stream::SourceKind;
+use super::variant::VariantSummary;
 use crate::status::State;
 
 /// A stream's counters and newest frame, for `GET /streams`.
@@ -33,4 +34,7 @@ pub struct StreamSummary {
     pub width: Option<u16>,
     /// Height of the newest frame.
     pub height: Option<u16>,
+    /// Scaled variants being watched (`?width=`), each scaled once for all its viewers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantSummary>,
 }

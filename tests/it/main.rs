@@ -19,4 +19,5 @@ mod tls;
 mod tokens;
 mod toolchain;
 mod uploads;
+mod variants;
 mod wire;
