@@ -497,3 +497,16 @@ describe('lifecycle', () => {
     expect(server.live()).toHaveLength(1)
   })
 })
+
+describe('query parameters', () => {
+  it('passes fps and width to the server, and a change of either reconnects', async () => {
+    const { rerender } = renderStream({ stream: 'a', fps: 2.5, width: 320 })
+    await advance()
+    rerender({ fetch: server.fetch, url: 'http://cam.test/events', stream: 'a', fps: 10 })
+    await advance()
+    expect(server.requests.map(r => [r.url.split('?')[1], r.live])).toEqual([
+      ['stream=a&fps=2.5&width=320', false],
+      ['stream=a&fps=10', true],
+    ])
+  })
+})

@@ -4,18 +4,18 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react'
 
 import type { Frame, SourceState } from '../frame'
+import { reportError } from '../reportError'
+import { isHidden, neverHidden, subscribeVisibility } from '../visibility'
 import {
-  AuthRetries,
-  DefaultBackoff,
-  DefaultConnectTimeoutMs,
-  DefaultStallTimeoutMs,
   openConnection,
   type BackoffOptions,
+  type ConnectionEvents,
   type ConnectionStatus,
   type FrameStreamError,
   type HeaderRecord,
 } from './connection'
-import { reportError } from '../reportError'
+import { connectionOptions } from './connectionOptions'
+import { eventsUrl } from './eventsUrl'
 import { createFrameSlot, type FrameFeed, type FrameSlot } from './frameFeed'
 
 /** How often counters reach React by default: 4 Hz is smooth enough for numbers and cheap. */
@@ -59,6 +59,17 @@ export interface UseFrameStreamOptions {
   statsIntervalMs?: number | undefined
   /** `'none'` asks the server to leave out the JPEG (counters only). Default `'jpeg'`. */
   payload?: 'jpeg' | 'none' | undefined
+  /**
+   * Asks the server for at most this many frames per second (`?fps=`, fractions allowed); the frames
+   * in between are skipped there and cost no bandwidth. Default: every frame.
+   */
+  fps?: number | undefined
+  /**
+   * Asks the server for frames this wide (`?width=`; it picks the nearest size it offers), for
+   * thumbnails. Takes effect once the server supports it; until then frames come at full size.
+   * Default: full size.
+   */
+  width?: number | undefined
   /** The fetch to use (tests, custom auth, instrumentation); called for every attempt. */
   fetch?: typeof fetch | undefined
   /**
@@ -170,19 +181,48 @@ function tick(c: Counters, now: number): void {
   c.delayCount = 0
 }
 
-function subscribeVisibility(onChange: () => void): () => void {
-  document.addEventListener('visibilitychange', onChange)
-  return () => document.removeEventListener('visibilitychange', onChange)
-}
-const isHidden = () => document.visibilityState === 'hidden'
-const neverHidden = () => false
-
-/** The `/events` URL for a stream, resolved against the page. */
-function eventsUrl(url: string, stream: string | undefined, payload: 'jpeg' | 'none' | undefined): string {
-  const target = new URL(url, globalThis.location?.href)
-  if (stream !== undefined) target.searchParams.set('stream', stream)
-  if (payload === 'none') target.searchParams.set('payload', 'none')
-  return target.toString()
+/** Where the connection delivers this hook's events: into its counters and slot. */
+function counterSink(
+  c: Counters,
+  frames: FrameSlot,
+  latest: { readonly current: UseFrameStreamOptions },
+  publish: () => void,
+): Omit<ConnectionEvents, 'onBadMessage'> {
+  return {
+    onStatus(status, error) {
+      c.status = status
+      c.error = error
+      if (status === 'open') {
+        c.opens += 1
+        c.gapFrom = null
+      }
+      publish()
+    },
+    onFrame(frame) {
+      c.received += 1
+      if (c.gapFrom !== null && frame.seq > c.gapFrom + 1) c.dropped += frame.seq - c.gapFrom - 1
+      c.gapFrom = frame.seq
+      c.lastSeq = frame.seq
+      c.width = frame.width
+      c.height = frame.height
+      c.delaySum += frame.receivedAt - frame.ts
+      c.delayCount += 1
+      if (frames.offer(frame)) c.dropped += 1
+      const onFrame = latest.current.onFrame
+      if (onFrame) {
+        try {
+          onFrame(frame)
+        } catch (error) {
+          reportError(error)
+        }
+      }
+    },
+    onSourceStatus(source) {
+      c.state = source.state
+      c.stateReason = source.reason ?? null
+      publish()
+    },
+  }
 }
 
 /**
@@ -210,7 +250,7 @@ function eventsUrl(url: string, stream: string | undefined, payload: 'jpeg' | 'n
  * ```
  */
 export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream {
-  const { url = '/events', stream, enabled = true, pauseWhenHidden = true, payload } = options
+  const { url = '/events', stream, enabled = true, pauseWhenHidden = true, payload, fps, width } = options
   const statsIntervalMs = options.statsIntervalMs ?? DefaultStatsIntervalMs
 
   // Latest options, read by the connection at (re)connect time, so callers need not memoize them.
@@ -240,7 +280,7 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
     counters.current = { ...freshCounters(), status }
     slot.current!.clear()
     publish()
-  }, [url, stream, payload, publish])
+  }, [url, stream, payload, fps, width, publish])
 
   // One connection per effect run: StrictMode's extra run opens and closes one, unmount closes the last.
   useEffect(() => {
@@ -251,61 +291,10 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
       publish()
       return
     }
+    const sink = counterSink(c, frames, latest, publish)
     const close = openConnection(
-      {
-        url: eventsUrl(url, stream, payload),
-        headers: async () => ({
-          ...latest.current.headers,
-          ...(await latest.current.getHeaders?.()),
-        }),
-        // Static headers would only be refused again.
-        authRetries: latest.current.getHeaders ? AuthRetries : 0,
-        fetch: latest.current.fetch,
-        backoff: {
-          initialMs: latest.current.backoff?.initialMs ?? DefaultBackoff.initialMs,
-          maxMs: latest.current.backoff?.maxMs ?? DefaultBackoff.maxMs,
-        },
-        connectTimeoutMs: latest.current.connectTimeoutMs ?? DefaultConnectTimeoutMs,
-        stallTimeoutMs: latest.current.stallTimeoutMs ?? DefaultStallTimeoutMs,
-      },
-      {
-        onStatus(status, error) {
-          c.status = status
-          c.error = error
-          if (status === 'open') {
-            c.opens += 1
-            c.gapFrom = null
-          }
-          publish()
-        },
-        onFrame(frame) {
-          c.received += 1
-          if (c.gapFrom !== null && frame.seq > c.gapFrom + 1) c.dropped += frame.seq - c.gapFrom - 1
-          c.gapFrom = frame.seq
-          c.lastSeq = frame.seq
-          c.width = frame.width
-          c.height = frame.height
-          c.delaySum += frame.receivedAt - frame.ts
-          c.delayCount += 1
-          if (frames.offer(frame)) c.dropped += 1
-          const onFrame = latest.current.onFrame
-          if (onFrame) {
-            try {
-              onFrame(frame)
-            } catch (error) {
-              reportError(error)
-            }
-          }
-        },
-        onSourceStatus(source) {
-          c.state = source.state
-          c.stateReason = source.reason ?? null
-          publish()
-        },
-        onBadMessage(error) {
-          reportError(error)
-        },
-      },
+      { url: eventsUrl(url, { streams: stream === undefined ? [] : [stream], payload, fps, width }), ...connectionOptions(latest) },
+      { ...sink, onBadMessage: reportError },
     )
     return () => {
       close()
@@ -313,7 +302,7 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
       c.status = 'closed'
       publish()
     }
-  }, [live, url, stream, payload, generation, publish])
+  }, [live, url, stream, payload, fps, width, generation, publish])
 
   // Counters reach React on a timer, so a 30 fps stream costs a few renders a second, not thirty.
   useEffect(() => {
