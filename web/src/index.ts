@@ -1,6 +1,7 @@
 // Public API of the framecast web package: re-exports only.
 
 export { FrameCanvas, type FrameCanvasProps } from './FrameCanvas'
+export * from './FrameStreamProvider'
 export {
   decodeBase64,
   frameToBlob,

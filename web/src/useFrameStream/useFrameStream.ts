@@ -1,21 +1,23 @@
-// The React hook over one framecast stream: connection lifecycle per effect run, pausing on hidden tabs,
-// counters kept in refs and published to React a few times a second (never per frame).
+// The React hook over one framecast stream: its own connection per effect run (or a subscription to the
+// provider's shared one), pausing on hidden tabs, counters kept in refs and published to React a few times a
+// second (never per frame).
 
-import { useCallback, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react'
+import { useCallback, useContext, useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react'
 
 import type { Frame, SourceState } from '../frame'
+import { StreamHubContext } from '../FrameStreamProvider/context'
+import type { StreamHub, StreamRequest, StreamSink } from '../FrameStreamProvider/streamHub'
 import { reportError } from '../reportError'
 import { isHidden, neverHidden, subscribeVisibility } from '../visibility'
 import {
   openConnection,
   type BackoffOptions,
-  type ConnectionEvents,
   type ConnectionStatus,
   type FrameStreamError,
   type HeaderRecord,
 } from './connection'
 import { connectionOptions } from './connectionOptions'
-import { eventsUrl } from './eventsUrl'
+import { DefaultStreamName, eventsUrl } from './eventsUrl'
 import { createFrameSlot, type FrameFeed, type FrameSlot } from './frameFeed'
 
 /** How often counters reach React by default: 4 Hz is smooth enough for numbers and cheap. */
@@ -24,6 +26,12 @@ export const DefaultStatsIntervalMs = 250
 /** The window over which `fps` is measured. */
 const FpsWindowMs = 1_000
 
+/**
+ * Under a `<FrameStreamProvider>`, the connection options (`url`, `headers`, `getHeaders`,
+ * `pauseWhenHidden`, `backoff`, `connectTimeoutMs`, `stallTimeoutMs`, `fetch`) are the provider's and
+ * these are ignored; `stream`, `enabled`, `fps`, `payload`, `width`, `statsIntervalMs` and `onFrame`
+ * stay the hook's.
+ */
 export interface UseFrameStreamOptions {
   /** URL of framecast's `/events` endpoint, absolute or relative to the page. Default `/events`. */
   url?: string | undefined
@@ -181,13 +189,13 @@ function tick(c: Counters, now: number): void {
   c.delayCount = 0
 }
 
-/** Where the connection delivers this hook's events: into its counters and slot. */
+/** Where a connection (the hook's own, or the provider's) delivers this hook's events: into its counters and slot. */
 function counterSink(
   c: Counters,
   frames: FrameSlot,
   latest: { readonly current: UseFrameStreamOptions },
   publish: () => void,
-): Omit<ConnectionEvents, 'onBadMessage'> {
+): StreamSink {
   return {
     onStatus(status, error) {
       c.status = status
@@ -230,7 +238,8 @@ function counterSink(
  * counters, updated a few times a second. Reconnects with jittered backoff after errors, server
  * restarts and stalls, and at once when the server ends the stream because the access token
  * expired. Stops until `reconnect()` on 404/204, and on 401/403 once retries with fresh `getHeaders`
- * have not helped (at once without `getHeaders`). One connection per mounted hook.
+ * have not helped (at once without `getHeaders`). One connection per mounted hook, unless it is under a
+ * `<FrameStreamProvider>`, which carries the streams of all its hooks on one connection.
  *
  * @example
  * ```tsx
@@ -252,11 +261,15 @@ function counterSink(
 export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream {
   const { url = '/events', stream, enabled = true, pauseWhenHidden = true, payload, fps, width } = options
   const statsIntervalMs = options.statsIntervalMs ?? DefaultStatsIntervalMs
+  const hub = useContext(StreamHubContext)
 
   // Latest options, read by the connection at (re)connect time, so callers need not memoize them.
   const latest = useRef(options)
+  /** What reconnect() acts on: the provider's hub and this hook's request, or null for the hook's own connection. */
+  const target = useRef<{ hub: StreamHub; request: StreamRequest } | null>(null)
   useLayoutEffect(() => {
     latest.current = options
+    target.current = hub && { hub, request: { stream: stream ?? DefaultStreamName, fps, payload, width } }
   })
 
   const counters = useRef<Counters | null>(null)
@@ -267,7 +280,8 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
   const [stats, setStats] = useState<FrameStreamStats>(() => statsOf(counters.current!))
   const [generation, setGeneration] = useState(0)
   const hidden = useSyncExternalStore(subscribeVisibility, isHidden, neverHidden)
-  const live = enabled && !(pauseWhenHidden && hidden)
+  // Under a provider, the provider pauses on hidden tabs for all its hooks.
+  const live = enabled && (hub !== null || !(pauseWhenHidden && hidden))
 
   const publish = useCallback(() => {
     const next = statsOf(counters.current!)
@@ -280,7 +294,7 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
     counters.current = { ...freshCounters(), status }
     slot.current!.clear()
     publish()
-  }, [url, stream, payload, fps, width, publish])
+  }, [hub, url, stream, payload, fps, width, publish])
 
   // One connection per effect run: StrictMode's extra run opens and closes one, unmount closes the last.
   useEffect(() => {
@@ -292,17 +306,19 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
       return
     }
     const sink = counterSink(c, frames, latest, publish)
-    const close = openConnection(
-      { url: eventsUrl(url, { streams: stream === undefined ? [] : [stream], payload, fps, width }), ...connectionOptions(latest) },
-      { ...sink, onBadMessage: reportError },
-    )
+    const close = hub
+      ? hub.subscribe({ stream: stream ?? DefaultStreamName, fps, payload, width }, sink)
+      : openConnection(
+          { url: eventsUrl(url, { streams: stream === undefined ? [] : [stream], payload, fps, width }), ...connectionOptions(latest) },
+          { ...sink, onBadMessage: reportError },
+        )
     return () => {
       close()
       frames.clear()
       c.status = 'closed'
       publish()
     }
-  }, [live, url, stream, payload, fps, width, generation, publish])
+  }, [hub, live, url, stream, payload, fps, width, generation, publish])
 
   // Counters reach React on a timer, so a 30 fps stream costs a few renders a second, not thirty.
   useEffect(() => {
@@ -313,6 +329,10 @@ export function useFrameStream(options: UseFrameStreamOptions = {}): FrameStream
     return () => clearInterval(timer)
   }, [statsIntervalMs, publish])
 
-  const reconnect = useCallback(() => setGeneration(g => g + 1), [])
+  const reconnect = useCallback(() => {
+    const shared = target.current
+    if (shared) shared.hub.reconnect(shared.request)
+    else setGeneration(g => g + 1)
+  }, [])
   return { ...stats, frames: slot.current, reconnect }
 }
