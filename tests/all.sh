@@ -43,10 +43,12 @@ step "release build, and a few seconds of the benchmark harness"
 cargo build --release --workspace
 bash benches/smoke.sh
 
-step "web: install, typecheck, unit tests, build, browser tests"
+step "web: install, typecheck, unit tests, build, package, browser tests"
 cd web
 npm ci --no-audit --no-fund
 npm run typecheck
 npm test
 npm run build
+# Packs the library and builds a fresh Vite + React + TypeScript app against the tarball.
+npm run test:package
 FRAMECAST_BIN="$PWD/../target/release/framecast" npm run test:browser
