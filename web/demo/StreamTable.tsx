@@ -18,9 +18,18 @@ export interface StreamInfo {
 
 const PollIntervalMs = 2_000
 
-/** Polls `${server}/streams`; returns the rows (null until the first answer) and the last error. */
-export function useStreamList(server: string): { streams: StreamInfo[] | null; error: string | null } {
+/** What the page shows of `/streams`: the rows (null until the first answer), the open `/events` connections, the last error. */
+export interface StreamList {
+  streams: StreamInfo[] | null
+  /** framecast's `viewers`: open `/events` connections, however many streams each carries. */
+  viewers: number | null
+  error: string | null
+}
+
+/** Polls `${server}/streams`. */
+export function useStreamList(server: string): StreamList {
   const [streams, setStreams] = useState<StreamInfo[] | null>(null)
+  const [viewers, setViewers] = useState<number | null>(null)
   const [error, setError] = useState<string | null>(null)
   useEffect(() => {
     const controller = new AbortController()
@@ -28,8 +37,9 @@ export function useStreamList(server: string): { streams: StreamInfo[] | null; e
       try {
         const response = await fetch(`${server}/streams`, { signal: controller.signal, cache: 'no-store' })
         if (!response.ok) throw new Error(`GET /streams answered ${response.status}`)
-        const body = (await response.json()) as { streams: StreamInfo[] }
+        const body = (await response.json()) as { streams: StreamInfo[]; viewers?: number }
         setStreams(body.streams)
+        setViewers(body.viewers ?? null)
         setError(null)
       } catch (caught) {
         if (!controller.signal.aborted) setError(caught instanceof Error ? caught.message : String(caught))
@@ -42,7 +52,7 @@ export function useStreamList(server: string): { streams: StreamInfo[] | null; e
       controller.abort()
     }
   }, [server])
-  return { streams, error }
+  return { streams, viewers, error }
 }
 
 export function StreamTable({ streams, error }: { streams: StreamInfo[] | null; error: string | null }) {

@@ -447,7 +447,8 @@ async function run() {
   if (framecast) {
     const crowded = await context.newPage()
     const names = Array.from({ length: CrowdedPanels }, () => 'default').join(',')
-    await crowded.goto(`${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=${names}`)
+    // provider=0: one connection per panel, as on a page without <FrameStreamProvider>.
+    await crowded.goto(`${pageOrigin}/?server=${encodeURIComponent(framecast.url)}&streams=${names}&provider=0`)
     const panels = await waitFor('the panels without a connection to say so', ConnectTimeoutWaitMs, async () => {
       const all = await panelsOf(crowded)
       const waiting = all.filter(p => p.status === 'connecting' && /no connection after .*six per host/.test(p.error))
