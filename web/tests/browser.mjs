@@ -52,7 +52,7 @@ const TokenSampleEveryMs = 100
 const WallTiles = 16
 const WallFps = 10
 const WallLiveWithinMs = 3_000
-/** How long the wall is watched after a tile is removed, and how often its canvases are sampled meanwhile. */
+/** How long the wall is watched after a tile is removed, and how often its canvases are sampled for blanks meanwhile. */
 const WallRemovalWatchMs = 3_000
 const WallSampleEveryMs = 100
 const ChromiumArgs = [
@@ -639,9 +639,9 @@ async function checkCameraWall(context, pageOrigin, pageErrors) {
   // d. Removing a tile re-subscribes once, and the others keep drawing meanwhile.
   const removed = names[4]
   const requestsBefore = requests.length
-  let last = await tilesOf(page)
-  const lastChange = new Map(last.map(t => [t.stream, Date.now()]))
-  const longestStill = new Map()
+  // Sampling the canvases from here catches blanks and statuses; the pauses come from the page (drawImage),
+  // since the click itself takes long enough to hide or fake one.
+  let last = []
   const statuses = new Set()
   let blank = 0
   await page.evaluate(() => globalThis.__resetDrawGaps())
@@ -649,28 +649,19 @@ async function checkCameraWall(context, pageOrigin, pageErrors) {
   const watchStart = Date.now()
   while (Date.now() - watchStart < WallRemovalWatchMs) {
     await sleep(WallSampleEveryMs)
-    const now = Date.now()
-    const tiles = await tilesOf(page)
-    for (const tile of tiles) {
+    last = await tilesOf(page)
+    for (const tile of last) {
       statuses.add(tile.status)
       if (tile.levels <= 1) blank += 1
-      const previous = last.find(t => t.stream === tile.stream)
-      if (previous && previous.hash !== tile.hash) {
-        longestStill.set(tile.stream, Math.max(longestStill.get(tile.stream) ?? 0, now - lastChange.get(tile.stream)))
-        lastChange.set(tile.stream, now)
-      }
     }
-    last = tiles
   }
-  for (const tile of last) longestStill.set(tile.stream, Math.max(longestStill.get(tile.stream) ?? 0, Date.now() - lastChange.get(tile.stream)))
   const after = await waitFor(`${removed} to lose its subscriber`, 3_000, async () => {
     const now = await viewersOf(framecast.url)
     return now.subscribers[removed] === 0 ? now : null
   }).catch(() => viewersOf(framecast.url))
   const resubscribed = requests.slice(requestsBefore)
-  const stillest = Math.max(...longestStill.values())
   const longestGap = Math.round(Math.max(...last.map(tile => tile.longestGap ?? Infinity)))
-  Object.assign(figures, { wallRemovalStillMs: stillest, wallRemovalGapMs: longestGap })
+  figures.wallRemovalGapMs = longestGap
   record(
     'camera wall: removing a tile re-subscribes once, on one connection',
     last.length === WallTiles - 1 &&
@@ -685,8 +676,8 @@ async function checkCameraWall(context, pageOrigin, pageErrors) {
   record(
     'camera wall: the other tiles keep drawing while it re-subscribes (no blank, no pause)',
     blank === 0 && longestGap <= MaxFrameGapMs && statuses.size === 1 && statuses.has('open'),
-    `longest gap between two pictures on a tile ${longestGap} ms (the canvases, sampled every ~${WallSampleEveryMs} ms, ` +
-      `stayed unchanged for at most ${stillest} ms), ${blank} blank samples, statuses seen ${[...statuses].join(', ')}`,
+    `longest gap between two pictures on a tile ${longestGap} ms over ${WallRemovalWatchMs / 1000} s; ` +
+      `${blank} blank canvases and statuses ${[...statuses].join(', ')} in samples every ~${WallSampleEveryMs} ms`,
   )
 
   // e. Enlarging a tile: full-size frames are another group (no width), so another connection while it is open.
