@@ -83,6 +83,12 @@ pub enum Error {
     /// A frame took longer than the upload timeout to arrive whole.
     #[error("upload too slow: a frame must arrive whole within {0:?}")]
     UploadTooSlow(std::time::Duration),
+    /// A one-off reader (a snapshot) named a stream that does not exist.
+    #[error("no stream {0:?}")]
+    NoSuchStream(String),
+    /// The stream has no frame yet.
+    #[error("stream {0:?} has no frame yet")]
+    NoFrameYet(String),
     /// The server already serves `--max-connections` connections.
     #[error("the server is serving as many connections as it may; try again shortly")]
     TooManyConnections,
@@ -111,7 +117,8 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::Hub(HubError::StreamOwned { .. }) => StatusCode::CONFLICT,
-            Error::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooManyConnections | Error::NoFrameYet(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoSuchStream(_) => StatusCode::NOT_FOUND,
             Error::Hub(
                 HubError::TooManyStreams(_)
                 | HubError::TooManyWaitingStreams(_)
@@ -124,6 +131,11 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        // A frame may come any moment; being full takes longer to change.
+        let retry_after = match self {
+            Error::NoFrameYet(_) => 1,
+            _ => FULL_RETRY_AFTER_SECS,
+        };
         tracing::debug!(%status, error = %self, "request refused");
         let mut response = (
             status,
@@ -136,10 +148,9 @@ impl IntoResponse for Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(FULL_RETRY_AFTER_SECS),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -3,6 +3,8 @@
 //! This runs once per frame, never per subscriber: the result is an immutable `Bytes` that every
 //! subscriber's response shares by reference count.
 
+use std::sync::OnceLock;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -30,6 +32,17 @@ pub struct EncodedFrame {
     pub with_jpeg: Bytes,
     /// The same event without the `jpeg` field (`?payload=none`), for debugging with curl.
     pub without_jpeg: Bytes,
+    /// The frame as an MJPEG part, made the first time an MJPEG viewer needs it.
+    mjpeg_part: OnceLock<Bytes>,
+}
+
+impl EncodedFrame {
+    /// The frame as one part of `GET /mjpeg`'s body, built once for all MJPEG viewers.
+    pub fn mjpeg_part(&self) -> Bytes {
+        self.mjpeg_part
+            .get_or_init(|| crate::mjpeg::part::part(&self.frame.jpeg))
+            .clone()
+    }
 }
 
 /// The JSON fields of a frame event other than the JPEG itself.
@@ -82,6 +95,7 @@ pub fn encode_frame(stream: &StreamName, seq: u64, frame: &Frame) -> EncodedFram
         frame: frame.clone(),
         with_jpeg: event.freeze(),
         without_jpeg,
+        mjpeg_part: OnceLock::new(),
     }
 }
 

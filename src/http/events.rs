@@ -6,18 +6,22 @@
 //! connection carrying several streams the ids interleave; framecast ignores `Last-Event-ID`,
 //! as a reconnect always starts from each stream's status and newest frame.
 //!
+//! `GET /mjpeg` is the same for tools that read MJPEG: one stream, each frame a JPEG part.
+//!
 //! What the body sends and when is `viewer.rs`; this file checks the request and subscribes.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::client::Client;
-use super::viewer::{Delivery, Viewer};
+use super::viewer::{Delivery, Format, Viewer};
 use super::{AppState, access};
 use crate::error::Error;
+use crate::mjpeg;
 use crate::stream_name::StreamName;
 
 /// Highest `fps` a viewer may ask for; faster than any camera, so it only guards the arithmetic.
@@ -46,7 +50,7 @@ impl EventsQuery {
     ) -> Result<EventsQuery, Error> {
         let mut streams: Vec<StreamName> = Vec::new();
         let mut delivery = Delivery {
-            with_jpeg: true,
+            format: Format::Events { with_jpeg: true },
             min_interval: None,
         };
         let mut access_token = None;
@@ -60,7 +64,7 @@ impl EventsQuery {
                     }
                 }
                 "payload" => {
-                    delivery.with_jpeg = match &*value {
+                    let with_jpeg = match &*value {
                         "full" => true,
                         "none" => false,
                         other => {
@@ -68,7 +72,8 @@ impl EventsQuery {
                                 "payload={other:?}: use payload=none or leave it out"
                             )));
                         }
-                    }
+                    };
+                    delivery.format = Format::Events { with_jpeg };
                 }
                 "fps" => delivery.min_interval = Some(parse_fps(&value)?),
                 "width" => width = Some(parse_width(&value, widths)?),
@@ -110,7 +115,7 @@ fn parse_fps(value: &str) -> Result<Duration, Error> {
 
 /// The offered width nearest to `value` (the wider one on a tie), so a client cannot make the
 /// server keep a variant for every width there is.
-fn parse_width(value: &str, widths: &[u16]) -> Result<u16, Error> {
+pub(super) fn parse_width(value: &str, widths: &[u16]) -> Result<u16, Error> {
     let asked: u32 = value
         .parse()
         .ok()
@@ -137,7 +142,42 @@ pub async fn get_events(
         state.config.max_streams_per_connection,
         &state.config.variant_widths,
     )?;
-    let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
+    let viewer = open(&state, client, &headers, &query)?;
+    Ok(respond(viewer, "text/event-stream"))
+}
+
+/// `GET /mjpeg`: one stream as `multipart/x-mixed-replace`, each frame a JPEG part, for
+/// `<img>` tags, VLC, ffmpeg and the camera tools that read MJPEG. The same slot, the same
+/// latest-frame-wins and the same `fps`, `width` and access rules as `/events`.
+pub async fn get_mjpeg(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let mut query = EventsQuery::parse(
+        query.as_deref(),
+        state.config.max_streams_per_connection,
+        &state.config.variant_widths,
+    )?;
+    if query.streams.len() > 1 {
+        return Err(Error::BadQuery(
+            "an MJPEG response carries one stream: name one with ?stream=".into(),
+        ));
+    }
+    query.delivery.format = Format::Mjpeg;
+    let viewer = open(&state, client, &headers, &query)?;
+    Ok(respond(viewer, mjpeg::part::CONTENT_TYPE))
+}
+
+/// Checks the request's right to watch and its client's quota, and subscribes.
+fn open(
+    state: &AppState,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    query: &EventsQuery,
+) -> Result<Viewer, Error> {
+    let reader = access::reader(state, headers, query.access_token.as_deref())?;
     reader.check_watch_all(&query.streams)?;
     let quota =
         state
@@ -149,22 +189,23 @@ pub async fn get_events(
         .iter()
         .map(|name| state.hub.subscribe(name, query.width))
         .collect::<Result<Vec<_>, _>>()?;
-    tracing::debug!(streams = ?query.streams, "subscriber joined");
-
-    let mut viewer = Viewer::new(subscriptions, query.delivery, quota, &state);
+    tracing::debug!(streams = ?query.streams, format = ?query.delivery.format, "subscriber joined");
+    let mut viewer = Viewer::new(subscriptions, query.delivery, quota, state);
     if let Some(expires_at) = reader.expires_at() {
         viewer.end_at(expires_at);
     }
+    Ok(viewer)
+}
+
+/// The streaming response for `viewer`, never cached or buffered on the way.
+fn respond(viewer: Viewer, content_type: &'static str) -> Response {
     let mut response = Body::from_stream(viewer.into_stream()).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tells nginx-style proxies not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
@@ -219,7 +260,7 @@ mod tests {
             query.delivery.min_interval,
             Some(Duration::from_millis(250))
         );
-        assert!(!query.delivery.with_jpeg);
+        assert_eq!(query.delivery.format, Format::Events { with_jpeg: false });
         assert_eq!(query.access_token.as_deref(), Some("t+"));
         let half = EventsQuery::parse(Some("fps=0.5"), 4, &[]).unwrap();
         assert_eq!(half.delivery.min_interval, Some(Duration::from_secs(2)));

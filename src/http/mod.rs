@@ -1,6 +1,6 @@
 //! The HTTP surface: which route goes to which handler, and the layers around them.
 //!
-//! Reading routes (`/events`, `/streams`, `/`, `/healthz`) are open to other origins through
+//! Reading routes (`/events`, `/mjpeg`, `/snapshot`, `/streams`, `/`, `/healthz`) are open to other origins through
 //! CORS, without credentials. `POST /frames` is not: a web page on another site must not be
 //! able to publish into a stream, so its uploads are refused (`cross_site.rs`) unless its
 //! origin is in `--publish-origins`, which also get CORS for the upload.
@@ -13,6 +13,7 @@ mod host;
 mod ingest;
 mod page;
 mod quota;
+mod snapshot;
 mod status;
 mod viewer;
 
@@ -86,6 +87,8 @@ pub fn router(state: AppState) -> Router {
     let reading = Router::new()
         .route("/", get(page::get_page))
         .route(EVENTS_PATH, get(events::get_events))
+        .route("/mjpeg", get(events::get_mjpeg))
+        .route("/snapshot", get(snapshot::get_snapshot))
         .route("/streams", get(status::get_streams))
         .route("/healthz", get(status::get_healthz))
         .layer(cors);
@@ -131,8 +134,17 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::ACCEPT,
             header::CACHE_CONTROL,
+            header::IF_NONE_MATCH,
             HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([header::RETRY_AFTER])
+        // What a snapshot poller on another origin needs to read.
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::ETAG,
+            header::LAST_MODIFIED,
+            HeaderName::from_static("x-frame-seq"),
+            HeaderName::from_static("x-frame-age-ms"),
+            HeaderName::from_static("x-stream-state"),
+        ])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -41,6 +41,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::AppState;
 use super::quota::ClientSlot;
 use crate::hub::{Latest, Subscription};
+use crate::mjpeg;
 use crate::sse::{self, EncodedFrame};
 use crate::status::Status;
 
@@ -71,19 +72,34 @@ impl Drop for Counted {
     }
 }
 
+/// What a viewer's response is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/event-stream`: status and frame events, keep-alive comments; `with_jpeg: false`
+    /// leaves the JPEG out of each frame event (`payload=none`).
+    Events {
+        /// Whether frame events carry the JPEG.
+        with_jpeg: bool,
+    },
+    /// `multipart/x-mixed-replace`: each frame one JPEG part, and nothing else.
+    Mjpeg,
+}
+
 /// How a viewer wants its frames.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery {
-    /// `false` leaves the JPEG out of each event (`payload=none`).
-    pub with_jpeg: bool,
+    /// The response's format.
+    pub format: Format,
     /// Shortest time between two frames of one stream (`fps`); `None` sends every frame it can.
     pub min_interval: Option<Duration>,
 }
 
 /// One subscriber connection's position in each of its streams.
 pub struct Viewer {
-    /// The reconnect delay, sent as `retry:` before anything else; `None` once sent.
-    retry_ms: Option<u32>,
+    /// The reconnect delay, sent as `retry:` before anything else (event streams).
+    retry_ms: u32,
+    /// Whether the response's first bytes have gone out.
+    opened: bool,
     /// One per stream, in the order asked for.
     follows: Vec<Follow>,
     /// Where news of the streams comes from.
@@ -195,7 +211,8 @@ impl Viewer {
             })
             .collect();
         Viewer {
-            retry_ms: Some(state.config.retry_ms),
+            retry_ms: state.config.retry_ms,
+            opened: false,
             follows,
             news,
             ready: VecDeque::new(),
@@ -230,12 +247,17 @@ impl Viewer {
 
     /// The next bytes to send, or `None` when the body should end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(retry_ms) = self.retry_ms.take() {
-            return Some(sse::retry(retry_ms));
+        if !self.opened {
+            self.opened = true;
+            return Some(match self.delivery.format {
+                Format::Events { .. } => sse::retry(self.retry_ms),
+                Format::Mjpeg => Bytes::from_static(mjpeg::part::OPENING),
+            });
         }
         if self.ended {
             return None;
         }
+        let events = matches!(self.delivery.format, Format::Events { .. });
         let chunk = loop {
             if let Some(ready) = self.ready.pop_front() {
                 break ready;
@@ -244,7 +266,11 @@ impl Viewer {
                 biased;
                 () = &mut self.shutdown => return None,
                 () = fires(&mut self.expiry) => {
+                    // MJPEG has no way to say why; the response just ends.
                     self.ended = true;
+                    if !events {
+                        return None;
+                    }
                     break Bytes::from_static(sse::END_TOKEN_EXPIRED);
                 }
                 () = fires(&mut self.due) => self.release_due(),
@@ -253,7 +279,13 @@ impl Viewer {
                     let (index, latest) = news?;
                     self.take_news(index, latest);
                 }
-                () = &mut self.quiet => break Bytes::from_static(sse::KEEP_ALIVE),
+                () = &mut self.quiet => {
+                    if events {
+                        break Bytes::from_static(sse::KEEP_ALIVE);
+                    }
+                    // MJPEG has nothing like a comment: stay quiet until the next frame.
+                    self.quiet.as_mut().reset(Instant::now() + self.keep_alive);
+                }
             }
         };
         self.quiet.as_mut().reset(Instant::now() + self.keep_alive);
@@ -270,7 +302,9 @@ impl Viewer {
             .as_ref()
             .is_some_and(|sent| Arc::ptr_eq(sent, &latest.status));
         if status_is_new {
-            self.ready.push_back(latest.status.event.clone());
+            if matches!(delivery.format, Format::Events { .. }) {
+                self.ready.push_back(latest.status.event.clone());
+            }
             follow.sent_status = Some(latest.status);
         }
         let Some(frame) = latest.frame else { return };
@@ -336,10 +370,10 @@ impl Follow {
         }
         self.last_seq = Some(frame.seq);
         self.next_due = delivery.min_interval.map(|interval| now + interval);
-        if delivery.with_jpeg {
-            frame.with_jpeg.clone()
-        } else {
-            frame.without_jpeg.clone()
+        match delivery.format {
+            Format::Events { with_jpeg: true } => frame.with_jpeg.clone(),
+            Format::Events { with_jpeg: false } => frame.without_jpeg.clone(),
+            Format::Mjpeg => frame.mjpeg_part(),
         }
     }
 
@@ -405,7 +439,7 @@ mod tests {
             .unwrap();
         let quota = state.quotas.subscribers.take("192.0.2.1".parse().unwrap());
         let delivery = Delivery {
-            with_jpeg: true,
+            format: Format::Events { with_jpeg: true },
             min_interval: None,
         };
         let body = Viewer::new(vec![subscription], delivery, quota, &state).into_stream();

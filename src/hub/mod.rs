@@ -183,6 +183,24 @@ impl Hub {
         width: Option<u16>,
     ) -> Result<Subscription, HubError> {
         let stream = self.stream(name, SourceKind::Push, false)?;
+        self.join(stream, width)
+    }
+
+    /// Joins the stream called `name` as [`Hub::subscribe`] does, if it exists: a one-off
+    /// reader such as a snapshot never creates a stream.
+    pub fn subscribe_existing(
+        &self,
+        name: &StreamName,
+        width: Option<u16>,
+    ) -> Result<Option<Subscription>, HubError> {
+        let Some(stream) = self.lock().get(name).cloned() else {
+            return Ok(None);
+        };
+        self.join(stream, width).map(Some)
+    }
+
+    /// Counts one more subscriber of `stream`, at its own size or at `width`.
+    fn join(&self, stream: Arc<Stream>, width: Option<u16>) -> Result<Subscription, HubError> {
         if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(HubError::TooManySubscribers(self.max_subscribers));

@@ -26,6 +26,7 @@ use bytes::Bytes;
 mod concat;
 mod content_type;
 pub mod multipart;
+pub mod part;
 mod sniff;
 
 pub use content_type::ContentType;

@@ -1,0 +1,217 @@
+//! Outputs besides SSE, from the same slot: `GET /mjpeg` and `GET /snapshot`.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+use crate::common::{TestServer, sample_jpeg};
+
+/// Reads `multipart/x-mixed-replace` parts by their `Content-Length`, as a strict client would.
+struct PartReader {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl PartReader {
+    async fn open(url: &str) -> PartReader {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "multipart/x-mixed-replace; boundary=framecast-frame"
+        );
+        PartReader {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+        }
+    }
+
+    async fn fill(&mut self, at_least: usize) {
+        while self.buffer.len() < at_least {
+            let chunk = tokio::time::timeout(crate::common::WAIT, self.body.next())
+                .await
+                .expect("a part within the wait limit")
+                .expect("the body goes on")
+                .unwrap();
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next part's JPEG.
+    async fn next(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Content-Length: "))
+                    .expect("each part says its length")
+                    .parse()
+                    .unwrap();
+                assert!(head.contains("Content-Type: image/jpeg"), "{head}");
+                let start = end + 4;
+                self.fill(start + length + 2).await;
+                let jpeg = self.buffer[start..start + length].to_vec();
+                assert_eq!(&self.buffer[start + length..start + length + 2], b"\r\n");
+                self.buffer.drain(..start + length + 2);
+                return jpeg;
+            }
+            let more = self.buffer.len() + 1;
+            self.fill(more).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn mjpeg_parts_are_the_jpegs_exactly_as_pushed_newest_first() {
+    let server = TestServer::start().await;
+    let frames: Vec<Vec<u8>> = (0..4).map(|seed| sample_jpeg(96, 64, seed)).collect();
+    assert_eq!(server.post_jpeg("cam", &frames[0]).await.0, 200);
+    let mut parts = PartReader::open(&server.url("/mjpeg?stream=cam")).await;
+    assert_eq!(parts.next().await, frames[0], "the newest frame at once");
+    for frame in &frames[1..] {
+        assert_eq!(server.post_jpeg("cam", frame).await.0, 200);
+        assert_eq!(&parts.next().await, frame);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_reads_the_mjpeg_output_and_every_frame_decodes() {
+    let server = TestServer::start_with(|config| {
+        config.no_test_pattern = false;
+        config.test_pattern_fps = 30;
+    })
+    .await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(server.url("/mjpeg?stream=default"))
+            .args(["-frames:v", "30", "-f", "framemd5", "-"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffmpeg reads 30 frames in time")
+    .expect("ffmpeg is installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decoded = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .count();
+    assert_eq!(decoded, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_mjpeg_reader_costs_a_healthy_one_nothing() {
+    let server = TestServer::start().await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /mjpeg?stream=s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut healthy = PartReader::open(&server.url("/mjpeg?stream=s")).await;
+    let frames: Vec<Vec<u8>> = (0..4).map(|seed| sample_jpeg(480, 360, seed)).collect();
+    for i in 0..40 {
+        let frame = &frames[i % frames.len()];
+        assert_eq!(server.post_jpeg("s", frame).await.0, 200);
+        assert_eq!(&healthy.next().await, frame, "frame {i}");
+    }
+    drop(stalled);
+}
+
+/// `GET /snapshot` with `If-None-Match`, if given: status, headers, body.
+async fn snapshot(
+    server: &TestServer,
+    query: &str,
+    if_none_match: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = reqwest::Client::new().get(server.url(&format!("/snapshot?{query}")));
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_snapshot_is_the_newest_frame_with_headers_a_poller_can_use() {
+    let server = TestServer::start().await;
+    assert_eq!(snapshot(&server, "stream=nowhere", None).await.0, 404);
+    assert_eq!(
+        server.stream_status("nowhere").await,
+        serde_json::Value::Null,
+        "not created"
+    );
+
+    let first = sample_jpeg(64, 48, 1);
+    assert_eq!(server.post_jpeg("cam", &first).await.0, 200);
+    let (status, headers, body) = snapshot(&server, "stream=cam", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, first);
+    assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["etag"], "\"1\"");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-frame-seq"], "1");
+    assert_eq!(headers["x-stream-state"], "live");
+    assert!(headers.contains_key("last-modified") && headers.contains_key("x-frame-age-ms"));
+
+    let (status, headers, body) = snapshot(&server, "stream=cam", Some("\"1\"")).await;
+    assert_eq!((status, body.len()), (304, 0));
+    assert_eq!(headers["etag"], "\"1\"");
+
+    // Waiting: the next frame as soon as it comes...
+    let second = sample_jpeg(64, 48, 2);
+    let waiting = {
+        let url = server.url("/snapshot?stream=cam&wait=10");
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .header("if-none-match", "\"1\"")
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.bytes().await.unwrap().to_vec(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.post_jpeg("cam", &second).await.0, 200);
+    assert_eq!(waiting.await.unwrap(), (200, second));
+    // ...or 304 when none came in time.
+    let started = tokio::time::Instant::now();
+    let (status, _, _) = snapshot(&server, "stream=cam&wait=1", Some("\"2\"")).await;
+    assert_eq!(status, 304);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn a_stream_without_a_frame_is_503_or_waits_for_its_first() {
+    let server = TestServer::start().await;
+    let _viewer = reqwest::get(server.url("/events?stream=later"))
+        .await
+        .unwrap();
+    let (status, headers, _) = snapshot(&server, "stream=later", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    let waiting = {
+        let url = server.url("/snapshot?stream=later&wait=10");
+        tokio::spawn(async move { reqwest::get(url).await.unwrap().bytes().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let frame = sample_jpeg(64, 48, 9);
+    assert_eq!(server.post_jpeg("later", &frame).await.0, 200);
+    assert_eq!(waiting.await.unwrap().to_vec(), frame);
+}
