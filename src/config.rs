@@ -78,6 +78,15 @@ pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 /// viewers hear `stalled` first.
 pub const DEFAULT_READ_TIMEOUT: &str = "10s";
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line each, coloured on a terminal.
+    Text,
+    /// For log collectors: one JSON object per line, with the same fields.
+    Json,
+}
+
 /// framecast: one JPEG source in, many Server-Sent Events viewers out.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "framecast", version, about)]
@@ -272,6 +281,11 @@ pub struct Config {
     /// Reconnect to a camera that sends nothing for this long (there is no total timeout).
     #[arg(long, env = "FRAMECAST_READ_TIMEOUT", default_value = DEFAULT_READ_TIMEOUT, value_parser = parse_duration)]
     pub read_timeout: Duration,
+
+    /// How logs are written to stderr: `text` for people, `json` for log collectors (one
+    /// object per line). `FRAMECAST_LOG` (e.g. `framecast=debug`) sets what is logged.
+    #[arg(long, env = "FRAMECAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Do not feed the `default` stream from the built-in test pattern.
     #[arg(long, env = "FRAMECAST_NO_TEST_PATTERN",

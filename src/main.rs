@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use framecast::App;
-use framecast::config::Config;
+use framecast::config::{Config, LogFormat};
 use framecast::shutdown::Shutdown;
 use tracing_subscriber::EnvFilter;
 
@@ -21,17 +21,23 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(2);
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("FRAMECAST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("framecast=info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(use_colour())
         // Otherwise a closed stderr (`framecast 2>&1 | head`) makes every log call panic, and a
         // panic in the signal task would leave the process deaf to SIGTERM.
         .log_internal_errors(false)
-        .with_env_filter(
-            EnvFilter::try_from_env("FRAMECAST_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("framecast=info")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(use_colour()).init(),
+        // One JSON object per line, the fields at the top level, for log collectors.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 
     let bind = config.bind.clone();
     let app = match App::new(config) {

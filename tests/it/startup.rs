@@ -169,3 +169,31 @@ async fn a_camera_password_in_the_query_never_reaches_the_logs() {
     assert!(logs.contains("pwd=***"), "{logs}");
     assert!(!logs.contains("hunter2"), "{logs}");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_same_fields() {
+    let mut server =
+        crate::common::LoggedBinary::start(&["--no-test-pattern", "--log-format", "json"]).await;
+    server.wait_for_log("listening").await;
+    let logs = server.stop_and_read_logs().await;
+    let mut seen = 0;
+    for line in logs.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("not a JSON object per line ({err}): {line}"));
+        assert!(
+            object["level"].is_string() && object["message"].is_string(),
+            "{line}"
+        );
+        if object["message"] == "listening" {
+            assert!(
+                object["address"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("127.0.0.1:"),
+                "{line}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 1, "{logs}");
+}
