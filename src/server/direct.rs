@@ -44,7 +44,7 @@ use axum::http::response::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::Service;
 
@@ -125,6 +125,14 @@ async fn answer(
             peeked.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
         }
     };
+    if ambiguous_framing(&head[..peeked]) {
+        // Taking what was peeked out of the socket first makes an RST, which could destroy the
+        // answer on its way, less likely when the connection closes.
+        socket.read_exact(&mut head[..peeked]).await?;
+        write_all(&mut socket, [AMBIGUOUS_FRAMING_RESPONSE, &[], &[]]).await?;
+        socket.shutdown().await?;
+        return Ok(Answered::Finished(Outcome::Done));
+    }
     let Some((mut request, head_len)) = parse(&head[..peeked]) else {
         return Ok(Answered::Finished(Outcome::Hyper(socket)));
     };
@@ -147,6 +155,35 @@ async fn answer(
     let head = encode_head(&parts, None, SystemTime::now());
     write_all(&mut socket, [&head, &[], &[]]).await?;
     Ok(Answered::Streaming(socket, body))
+}
+
+/// The answer to a request with both `Content-Length` and `Transfer-Encoding`; the connection
+/// is closed after it.
+const AMBIGUOUS_FRAMING_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+    content-type: application/json\r\ncontent-length: 77\r\nconnection: close\r\n\r\n\
+    {\"error\":\"a request may not carry both Content-Length and Transfer-Encoding\"}";
+
+/// Whether `head` is a complete request head with both `Content-Length` and
+/// `Transfer-Encoding`, on any route.
+///
+/// Such a request can be read two ways, and a proxy in front that reads it the other way sees
+/// a second, smuggled request in its body. RFC 9112 lets a server reject it, or follow
+/// `Transfer-Encoding` and close the connection, which is what hyper does (and it drops
+/// `Content-Length` before a handler could see both). framecast rejects it here, where the head
+/// is first seen; a head split across packets still gets hyper's safe reading.
+fn ambiguous_framing(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let has = |name: &str| {
+        parsed
+            .headers
+            .iter()
+            .any(|field| field.name.eq_ignore_ascii_case(name))
+    };
+    has("content-length") && has("transfer-encoding")
 }
 
 /// The request in `head` if it is one this path takes, and the length of its head.
@@ -403,6 +440,18 @@ mod tests {
             "a: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert!(parse(many.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn both_content_length_and_transfer_encoding_is_refused_with_a_complete_answer() {
+        let both = b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(ambiguous_framing(both));
+        assert!(!ambiguous_framing(b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
+        assert!(!ambiguous_framing(b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n"));
+        let answer = std::str::from_utf8(AMBIGUOUS_FRAMING_RESPONSE).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
+        serde_json::from_str::<serde_json::Value>(body).unwrap();
     }
 
     #[test]
