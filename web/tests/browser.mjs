@@ -6,18 +6,22 @@
 // through CORS, reconnection after a server restart, and a page with more streams than the browser has
 // connections saying so. Then a camera wall: 16 replayed clips (made with ffmpeg) under one
 // <FrameStreamProvider>, all live within 3 s on one connection, every tile moving, a flat heap, and a
-// tile removed without the others pausing. Then, against a second framecast with access tokens on (and
-// a tiny token backend in Node): the demo refreshing ~4 s tokens without a visible pause, the built-in
-// viewer with and without `?access_token=`, and the demo giving up on a token that does not cover its
-// stream. Prints a summary and exits non-zero on failure.
+// tile removed without the others pausing. Then the same 16 clips over HTTPS (a framecast with
+// --tls-cert/--tls-key and a self-signed certificate made with openssl, which a second Chromium accepts by
+// its key), every tile on a hook of its own (`?provider=0`): all live within 5 s, 16 viewers on the
+// server, and all 16 /events responses HTTP/2 streams of one connection. Then, against a framecast with
+// access tokens on (and a tiny token backend in Node): the demo refreshing ~4 s tokens without a visible
+// pause, the built-in viewer with and without `?access_token=`, and the demo giving up on a token that
+// does not cover its stream. Prints a summary and exits non-zero on failure.
 //
 // Env: FRAMECAST_BIN (default ../target/release/framecast), CHROMIUM_PATH (default /usr/bin/chromium),
 // SOAK_SECONDS (default 60; the single stream and the wall are each watched this long).
 
 import { spawn } from 'node:child_process'
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
+import { get as httpsGet } from 'node:https'
 import { tmpdir } from 'node:os'
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -55,6 +59,8 @@ const WallLiveWithinMs = 3_000
 /** How long the wall is watched after a tile is removed, and how often its canvases are sampled for blanks meanwhile. */
 const WallRemovalWatchMs = 3_000
 const WallSampleEveryMs = 100
+/** The wall over HTTPS, every tile on a hook of its own: how soon all must be live after navigating. */
+const H2LiveWithinMs = 5_000
 const ChromiumArgs = [
   '--no-sandbox',
   '--disable-gpu',
@@ -135,7 +141,7 @@ async function startFramecast(bind = '127.0.0.1:0', extraArgs = []) {
     })
     child.stdout.on('data', text => {
       stdout += text
-      const match = /framecast listening on (http:\/\/\S+)/.exec(stdout)
+      const match = /framecast listening on (https?:\/\/\S+)/.exec(stdout)
       if (match) {
         clearTimeout(timer)
         done(match[1].replace(/\/+$/, ''))
@@ -487,6 +493,7 @@ async function run() {
   }
 
   await checkCameraWall(context, pageOrigin, pageErrors)
+  await checkHttp2Wall(pageOrigin, pageErrors)
   await checkAccessTokens(context, pageOrigin)
 
   record('no errors in the page console', pageErrors.length === 0, pageErrors.slice(0, 5).join(' | '))
@@ -523,11 +530,83 @@ async function tilesOf(page) {
   )
 }
 
-async function viewersOf(framecastUrl) {
-  const response = await fetch(`${framecastUrl}/streams`, { signal: AbortSignal.timeout(2_000) })
-  if (!response.ok) throw new Error(`GET /streams answered ${response.status}`)
-  const body = await response.json()
+/** `/streams` of a framecast: its viewer connections, and each stream's subscribers. Over HTTPS, `ca` is trusted. */
+async function viewersOf(framecastUrl, ca = null) {
+  const body = ca === null ? await getJson(`${framecastUrl}/streams`) : await getJsonOverTls(`${framecastUrl}/streams`, ca)
   return { viewers: body.viewers, subscribers: Object.fromEntries(body.streams.map(s => [s.name, s.subscribers])) }
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { signal: AbortSignal.timeout(2_000) })
+  if (!response.ok) throw new Error(`GET ${new URL(url).pathname} answered ${response.status}`)
+  return response.json()
+}
+
+/** GET over HTTPS (HTTP/1.1) trusting only `ca`, on a connection of its own that closes after the answer. */
+function getJsonOverTls(url, ca) {
+  return new Promise((done, fail) => {
+    const request = httpsGet(url, { ca, agent: false, timeout: 2_000 }, response => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', text => (body += text))
+      response.on('error', fail)
+      response.on('end', () => {
+        if (response.statusCode !== 200) fail(new Error(`GET ${new URL(url).pathname} answered ${response.statusCode}`))
+        else done(JSON.parse(body))
+      })
+    })
+    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)))
+    request.on('error', fail)
+  })
+}
+
+/** Established TCP connections to 127.0.0.1:`port`, counted at their client ends (Linux's /proc/net/tcp). */
+async function connectionsTo(port) {
+  const table = await readFile('/proc/net/tcp', 'utf8')
+  const remote = `0100007F:${Number(port).toString(16).toUpperCase().padStart(4, '0')}`
+  return table
+    .split('\n')
+    .slice(1)
+    .map(line => line.trim().split(/\s+/))
+    .filter(fields => fields[2] === remote && fields[3] === '01').length
+}
+
+let wallClipMade = null
+/** The camera wall's clip, made once: 3 s of ffmpeg's testsrc2 as MJPEG at WallFps. */
+function wallClip() {
+  wallClipMade ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'framecast-wall-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const clip = join(dir, 'clip.mjpeg')
+    await runCommand('ffmpeg', [
+      '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${WallFps}`, '-t', '3', '-q:v', '5', '-f', 'mjpeg', clip,
+    ])
+    return clip
+  })()
+  return wallClipMade
+}
+
+const wallNames = () => Array.from({ length: WallTiles }, (_, i) => `cam${i + 1}`)
+/** framecast arguments replaying `clip` as every stream of the wall. */
+const wallSources = clip => wallNames().flatMap(name => ['--source', `${name}=${clip} fps=${WallFps}`])
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 in a temp dir, with the base64 SHA-256 of its
+ * public key (what Chromium's --ignore-certificate-errors-spki-list takes).
+ */
+async function makeCertificate() {
+  const dir = await mkdtemp(join(tmpdir(), 'framecast-tls-'))
+  cleanups.push(() => rm(dir, { recursive: true, force: true }))
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  await runCommand('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:FALSE',
+    '-addext', 'extendedKeyUsage=serverAuth', '-keyout', key, '-out', cert,
+  ])
+  const pem = await readFile(cert, 'utf8')
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' })
+  return { cert, key, pem, spkiHash: createHash('sha256').update(spki).digest('base64') }
 }
 
 /**
@@ -537,19 +616,15 @@ async function viewersOf(framecastUrl) {
  */
 async function checkCameraWall(context, pageOrigin, pageErrors) {
   const startedAt = Date.now()
-  const dir = await mkdtemp(join(tmpdir(), 'framecast-wall-'))
-  cleanups.push(() => rm(dir, { recursive: true, force: true }))
-  const clip = join(dir, 'clip.mjpeg')
+  let clip
   try {
-    await runCommand('ffmpeg', [
-      '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${WallFps}`, '-t', '3', '-q:v', '5', '-f', 'mjpeg', clip,
-    ])
+    clip = await wallClip()
   } catch (error) {
     record(`camera wall of ${WallTiles} tiles`, null, `no clip: ${error.message} (install ffmpeg)`)
     return
   }
-  const names = Array.from({ length: WallTiles }, (_, i) => `cam${i + 1}`)
-  const framecast = await startFramecast('127.0.0.1:0', names.flatMap(name => ['--source', `${name}=${clip} fps=${WallFps}`]))
+  const names = wallNames()
+  const framecast = await startFramecast('127.0.0.1:0', wallSources(clip))
   log(`camera wall: framecast with ${WallTiles} replayed clips at ${framecast.url}`)
 
   const page = await context.newPage()
@@ -703,7 +778,119 @@ async function checkCameraWall(context, pageOrigin, pageErrors) {
   figures.wallChecksSeconds = (Date.now() - startedAt) / 1000
 }
 
-/** 10. A second framecast with access tokens on, and a token backend standing in for the app's. */
+/**
+ * 10. The wall over HTTPS: a framecast with --tls-cert and --tls-key replaying the same 16 clips, and the demo
+ * (still plain HTTP, cross-origin) with every tile on a hook of its own (`?provider=0`). Over HTTP/1.1 six
+ * would stream and ten wait; over HTTP/2 all 16 requests are streams of one connection, so all are live.
+ * A browser of its own, told to accept this certificate's key and no other.
+ */
+async function checkHttp2Wall(pageOrigin, pageErrors) {
+  const startedAt = Date.now()
+  const name = `HTTPS: ${WallTiles} tiles, each on its own hook, all live over HTTP/2`
+  let clip
+  let tls
+  try {
+    clip = await wallClip()
+    tls = await makeCertificate()
+  } catch (error) {
+    record(name, null, `${error.message} (install ffmpeg and openssl)`)
+    return
+  }
+  const names = wallNames()
+  const framecast = await startFramecast('127.0.0.1:0', ['--tls-cert', tls.cert, '--tls-key', tls.key, ...wallSources(clip)])
+  // framecast prints its address as http:// whatever it serves.
+  const url = framecast.url.replace(/^https?:/, 'https:')
+  const port = new URL(url).port
+  log(`HTTPS wall: framecast with ${WallTiles} replayed clips at ${url}`)
+
+  const browser = await chromium.launch({
+    executablePath: ChromiumPath,
+    headless: true,
+    // Honoured because playwright passes --user-data-dir; a certificate with any other key is still refused.
+    args: [...ChromiumArgs, `--ignore-certificate-errors-spki-list=${tls.spkiHash}`],
+    timeout: 30_000,
+  })
+  const closeBrowser = () => browser.close()
+  cleanups.push(closeBrowser)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  context.setDefaultTimeout(10_000)
+  context.on('weberror', error => pageErrors.push(String(error.error())))
+  const page = await context.newPage()
+  page.on('console', message => {
+    if (message.type() === 'error') pageErrors.push(message.text())
+  })
+  // How Chromium fetched each /events response: protocol, connection and TLS, from the DevTools protocol.
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('Network.enable')
+  const answers = []
+  cdp.on('Network.responseReceived', ({ type, response }) => {
+    if (type !== 'Preflight' && new URL(response.url).pathname === '/events') {
+      answers.push({
+        status: response.status,
+        protocol: response.protocol,
+        connection: response.connectionId,
+        tls: response.securityDetails?.protocol,
+        security: response.securityState,
+      })
+    }
+  })
+
+  const navigatedAt = Date.now()
+  await page.goto(`${pageOrigin}/?server=${encodeURIComponent(url)}&streams=${names.join(',')}&provider=0`)
+  const live = await waitFor(`all ${WallTiles} tiles to be live over HTTPS`, 10_000, async () => {
+    const tiles = await tilesOf(page)
+    const ready = tiles.filter(t => t.status === 'open' && t.state === 'live' && t.levels > 1)
+    return tiles.length === WallTiles && ready.length === WallTiles ? tiles : null
+  }, 50).catch(error => error)
+  const liveMs = Date.now() - navigatedAt
+  if (live instanceof Error) {
+    const tiles = await tilesOf(page)
+    record(name, false, `${live.message}; ${JSON.stringify(tiles.map(t => [t.stream, t.status, t.state, t.levels, t.error]))}`)
+  } else {
+    record(
+      `${name} within ${H2LiveWithinMs / 1000} s`,
+      liveMs <= H2LiveWithinMs,
+      `${liveMs} ms from navigating ${new URL(pageOrigin).protocol}// to every tile open on ${new URL(url).protocol}//, live and drawn`,
+    )
+  }
+
+  // Counted before asking /streams, whose own connection would be counted too while it closes.
+  const tcp = await connectionsTo(port).catch(() => null)
+  const seen = await viewersOf(url, tls.pem).catch(error => error)
+  const protocols = [...new Set(answers.map(a => a.protocol))]
+  const connections = new Set(answers.map(a => a.connection))
+  const subscribed = seen instanceof Error ? 0 : names.filter(stream => seen.subscribers[stream] === 1).length
+  Object.assign(figures, {
+    h2LiveMs: liveMs,
+    h2Protocols: protocols,
+    h2Connections: connections.size,
+    h2TcpConnections: tcp,
+    h2Viewers: seen instanceof Error ? null : seen.viewers,
+    h2Tls: [...new Set(answers.map(a => `${a.tls} (${a.security})`))].join(', '),
+  })
+  record(
+    `HTTPS: ${WallTiles} /events requests, ${WallTiles} viewers on the server, all HTTP/2 streams of one connection`,
+    !(seen instanceof Error) &&
+      seen.viewers === WallTiles &&
+      subscribed === WallTiles &&
+      answers.length === WallTiles &&
+      answers.every(a => a.status === 200 && a.protocol === 'h2') &&
+      connections.size === 1 &&
+      (tcp === null || tcp === 1),
+    `${answers.length} /events responses, protocol ${protocols.join(', ') || 'none'}, on ${connections.size} connection(s) ` +
+      `(Chromium's connectionId), ${tcp ?? '?'} established TCP connection(s) to the port; ` +
+      (seen instanceof Error ? seen.message : `/streams viewers = ${seen.viewers}, ${subscribed} of ${WallTiles} streams with one subscriber`) +
+      `; TLS ${figures.h2Tls || '?'}`,
+  )
+
+  await cdp.detach().catch(() => {})
+  await browser.close()
+  cleanups.splice(cleanups.indexOf(closeBrowser), 1)
+  await framecast.stop()
+  figures.h2ChecksSeconds = (Date.now() - startedAt) / 1000
+}
+
+/** 11. A second framecast with access tokens on, and a token backend standing in for the app's. */
 async function checkAccessTokens(context, pageOrigin) {
   const startedAt = Date.now()
   const secret = randomBytes(32).toString('hex')
@@ -904,6 +1091,13 @@ function summary() {
         `JS heap ${figures.wallHeapStart ? mib(figures.wallHeapStart) : '?'} -> ${figures.wallHeapEnd ? mib(figures.wallHeapEnd) : '?'} over ${SoakMs / 1000} s ` +
         `(${figures.wallFramesInSoak ?? '?'} frames); bitmaps ${JSON.stringify(figures.wallBitmaps ?? {})}; ` +
         `longest gap between pictures on a tile while re-subscribing ${figures.wallRemovalGapMs ?? '?'} ms; wall checks took ${figures.wallChecksSeconds ?? '?'} s\n`,
+    )
+  }
+  if (figures.h2LiveMs !== undefined) {
+    process.stdout.write(
+      `HTTPS wall: ${WallTiles} tiles on their own hooks live after ${figures.h2LiveMs} ms; /events over ${figures.h2Protocols?.join(', ') || '?'}, ` +
+        `${figures.h2Connections ?? '?'} connection(s) in Chromium, ${figures.h2TcpConnections ?? '?'} TCP connection(s), ` +
+        `${figures.h2Viewers ?? '?'} viewers on the server; TLS ${figures.h2Tls || '?'}; took ${figures.h2ChecksSeconds ?? '?'} s\n`,
     )
   }
   if (figures.tokensFetched !== undefined) {
