@@ -40,6 +40,11 @@ async fn main() -> ExitCode {
     }
 
     let bind = config.bind.clone();
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = match App::new(config) {
         Ok(app) => app,
         Err(err) => {
@@ -59,7 +64,7 @@ async fn main() -> ExitCode {
             .local_addr()
             .expect("a bound socket has an address");
         // One line on stdout per address, for people and for scripts that started us on port 0.
-        println!("framecast listening on http://{address}");
+        println!("framecast listening on {scheme}://{address}");
         tracing::info!(%address, "listening");
     }
 

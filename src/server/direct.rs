@@ -444,13 +444,21 @@ mod tests {
 
     #[test]
     fn both_content_length_and_transfer_encoding_is_refused_with_a_complete_answer() {
-        let both = b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let both =
+            b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(ambiguous_framing(both));
-        assert!(!ambiguous_framing(b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
-        assert!(!ambiguous_framing(b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n"));
+        assert!(!ambiguous_framing(
+            b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+        ));
+        assert!(!ambiguous_framing(
+            b"POST /frames HTTP/1.1\r\nContent-Length: 5\r\n"
+        ));
         let answer = std::str::from_utf8(AMBIGUOUS_FRAMING_RESPONSE).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{answer}"
+        );
         serde_json::from_str::<serde_json::Value>(body).unwrap();
     }
 

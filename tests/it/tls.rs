@@ -191,3 +191,28 @@ async fn a_bad_certificate_or_key_stops_the_start() {
         assert!(stderr.contains(says), "{says}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn the_binary_announces_an_https_address() {
+    let certificate = Certificate::make("announce");
+    let (cert, key) = (certificate.cert(), certificate.key());
+    let (_server, url) = crate::common::spawn_binary(
+        &[
+            "--no-test-pattern",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let response = certificate
+        .client()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
