@@ -23,7 +23,7 @@ use super::client::Client;
 use super::quota::Reservation;
 use super::{AppState, access, cross_site};
 use crate::error::Error;
-use crate::hub::{SourceKind, Stream};
+use crate::hub::{Hub, SourceKind, Stream};
 use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
 use crate::publish::{SplitPublisher, publish_jpeg};
 use crate::stream_name::StreamName;
@@ -71,7 +71,11 @@ pub async fn post_frames(
         .try_acquire_owned()
         .map_err(|_| Error::TooManyUploads(state.config.max_uploads))?;
     let mut buffer = state.quotas.upload_bytes.reserve();
-    let stream = state.hub.publisher(&name, SourceKind::Push)?;
+    let stream = Claim {
+        hub: &state.hub,
+        stream: state.hub.publisher(&name, SourceKind::Push)?,
+    };
+    let stream = &stream.stream;
     let limit = state.config.max_frame_bytes;
 
     match upload {
@@ -83,7 +87,7 @@ pub async fn post_frames(
                 return Err(Error::TooLarge { limit });
             }
             let bytes = read_single(&state, body.into_data_stream(), limit, &mut buffer).await?;
-            let encoded = publish_jpeg(&stream, bytes)?;
+            let encoded = publish_jpeg(stream, bytes)?;
             Ok(Json(json!({
                 "stream": name.as_str(),
                 "seq": encoded.seq,
@@ -94,13 +98,26 @@ pub async fn post_frames(
         Upload::Continuous(framing) => {
             read_continuous(
                 &state,
-                &stream,
+                stream,
                 body.into_data_stream(),
                 framing,
                 &mut buffer,
             )
             .await
         }
+    }
+}
+
+/// An upload's hold on its stream. If the upload ends without a frame (refused, too slow, not
+/// a JPEG), the stream is given back, unless somebody else holds it too.
+struct Claim<'a> {
+    hub: &'a Hub,
+    stream: Arc<Stream>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.hub.release_unused(&self.stream);
     }
 }
 

@@ -175,6 +175,24 @@ impl Hub {
         Ok(stream)
     }
 
+    /// Gives back a stream a producer claimed but never published to, if nobody else holds it:
+    /// an upload that fails before its first frame (refused, too slow, not a JPEG) must not
+    /// keep a name out of the others' reach for [`IDLE_STREAM_LIFETIME`].
+    pub fn release_unused(&self, stream: &Arc<Stream>) {
+        let mut streams = self.lock();
+        // Every other holder (a subscriber, another upload, a variant) clones from the map
+        // under this lock, so the count is settled here: the map's and the caller's.
+        let unused = stream.published_count() == 0 && Arc::strong_count(stream) == 2;
+        if unused
+            && streams
+                .get(stream.name())
+                .is_some_and(|held| Arc::ptr_eq(held, stream))
+        {
+            streams.remove(stream.name());
+            tracing::debug!(stream = %stream.name(), "released a stream that got no frame");
+        }
+    }
+
     /// Joins the stream called `name` (creating it, to wait for a producer, if need be), at
     /// its own size or scaled to `width`.
     pub fn subscribe(

@@ -187,6 +187,11 @@ impl Stream {
         self.skipped.fetch_add(frames, Ordering::Relaxed);
     }
 
+    /// Frames published so far.
+    pub fn published_count(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
     /// One more subscriber counted.
     pub(super) fn join(&self) {
         self.subscribers.send_modify(|count| *count += 1);

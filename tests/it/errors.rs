@@ -84,6 +84,9 @@ async fn a_frame_over_the_limit_is_413() {
 #[tokio::test]
 async fn bytes_that_are_not_a_jpeg_are_400_with_the_reason() {
     let server = TestServer::start().await;
+    // Someone watches, so the stream stays and counts what it refused (an upload that brings
+    // no frame to a stream nobody holds gives the name back).
+    let _watching = EventReader::open(&server.url("/events?stream=s")).await;
     let (status, body) = post(
         &server,
         "/frames?stream=s",

@@ -318,3 +318,29 @@ async fn a_frame_that_trickles_in_is_cut_off_at_the_upload_timeout() {
     let (status, body, _) = answer.await.unwrap();
     assert_eq!((status, body["frames"].as_u64()), (200, Some(4)), "{body}");
 }
+
+#[tokio::test]
+async fn uploads_that_bring_no_frame_give_their_stream_names_back() {
+    let server = TestServer::start_with(|config| config.max_streams = 2).await;
+    let client = reqwest::Client::new();
+    // Bodies that are not JPEGs, to as many names as the server has room for and more.
+    for n in 0..6 {
+        let response = client
+            .post(server.url(&format!("/frames?stream=junk{n}")))
+            .header("content-type", "image/jpeg")
+            .body(vec![0u8; 100])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "junk{n}");
+    }
+    assert!(
+        server.streams().await.is_empty(),
+        "{:?}",
+        server.streams().await
+    );
+    for cam in ["cam1", "cam2"] {
+        let (status, body) = server.post_jpeg(cam, &sample_jpeg(32, 32, 1)).await;
+        assert_eq!(status, 200, "{cam}: {body}");
+    }
+}
