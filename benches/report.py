@@ -82,7 +82,9 @@ def main():
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in open(args.results) if line.strip()]
-    runs = [r for r in rows if r["mode"] == "run"]
+    # The main comparison's steps; the extra cases (variants, multiplex) are tagged with "case".
+    runs = [r for r in rows if r["mode"] == "run" and not r.get("case")]
+    cased = [r for r in rows if r["mode"] == "run" and r.get("case")]
     best = {(r["server"], r["label"]): r["subscribers"] for r in rows if r["mode"] == "best"}
     idle = {r["server"]: r for r in rows if r["mode"] == "idle"}
     iperfs = [r for r in rows if r["mode"] == "iperf3"]
@@ -123,272 +125,281 @@ def main():
         "every figure (all servers alike)."
     )
     w(f"- Settings: {args.settings}.")
-    w(
-        "- Each server is pinned to CPU 0 (`taskset -c 0`), the load generator to CPU 1; "
-        "each step starts the server afresh. A step **passes** when the server accepted ≥ 99 % "
-        "of offered frames, the mean per-subscriber drop ratio is < 1 % and p99 "
-        "publish→receive latency is < 100 ms (and every subscriber connected, and no "
-        "sampled payload differed).\n"
-    )
+    main_run = bool(runs or best or idle or iperfs)
+    if main_run:
+        w(
+            "- Each server is pinned to CPU 0 (`taskset -c 0`), the load generator to CPU 1; "
+            "each step starts the server afresh. A step **passes** when the server accepted ≥ 99 % "
+            "of offered frames, the mean per-subscriber drop ratio is < 1 % and p99 "
+            "publish→receive latency is < 100 ms (and every subscriber connected, and no "
+            "sampled payload differed).\n"
+        )
 
-    w("## Headline\n")
-    w(
-        "The floor (`benches/floor`) is the reference for throughput: one thread on raw epoll that "
-        "builds each frame's event once (the same bytes framecast sends) and writes it to every "
-        "subscriber with non-blocking writes, latest-frame-wins, no HTTP framework. "
-        "\"Per core\" is event data delivered per second divided by the server's CPU time per "
-        "second, at that server's largest passing count.\n"
-    )
-    w("| figure | framecast | Nchan | framecast ÷ Nchan | target | met |")
-    w("|---|---|---|---|---|---|")
-    for label in LABELS:
-        f, n = best.get(("framecast", label)), best.get(("nchan", label))
-        if f is None or n is None:
-            continue
-        ratio = f / n if n else float("inf")
+        w("## Headline\n")
         w(
-            f"| largest passing subscriber count, {label} at {fps:g} fps | {f} | {n} | "
-            f"{ratio:.2f} × | ≥ {TARGETS[label]} × | {'yes' if ratio >= TARGETS[label] else 'no'} |"
+            "The floor (`benches/floor`) is the reference for throughput: one thread on raw epoll that "
+            "builds each frame's event once (the same bytes framecast sends) and writes it to every "
+            "subscriber with non-blocking writes, latest-frame-wins, no HTTP framework. "
+            "\"Per core\" is event data delivered per second divided by the server's CPU time per "
+            "second, at that server's largest passing count.\n"
         )
-    for label in LABELS:
-        floor = at_best.get(("floor", label))
-        if not floor:
-            continue
-        cells = []
-        for server in COMPARED:
-            r = at_best.get((server, label))
-            cells.append(
-                f"{per_core(r) / per_core(floor):.0%} ({per_core(r) / 1e9:.2f} of "
-                f"{per_core(floor) / 1e9:.2f} GB/s)"
-                if r
-                else "–"
-            )
-        w(
-            f"| {label} event data per server core, as a share of the floor's | {cells[0]} | "
-            f"{cells[1]} | | (none) | |"
-        )
-    if idle:
-        cells = []
-        for server in COMPARED:
-            r = idle.get(server)
-            cells.append(f"{r['server_kib_per_subscriber']:.2f} KiB" if r else "–")
-        n_idle = next(iter(idle.values()))["subscribers"]
-        f_idle = idle.get("framecast", {}).get("server_kib_per_subscriber")
-        met = "yes" if f_idle is not None and f_idle <= IDLE_TARGET_KIB else "no"
-        w(
-            f"| server RSS per idle subscriber, at {n_idle} | {cells[0]} | {cells[1]} | | "
-            f"≤ {IDLE_TARGET_KIB:g} KiB | {met} |"
-        )
-    small = {r["server"]: r for r in runs if r["subscribers"] == 10 and r["stalled"] == 0}
-    if small:
-        cells = [f"{small[s]['latency_ms']['p50']:.2f} ms" if s in small else "–" for s in COMPARED]
-        f50 = small.get("framecast", {}).get("latency_ms", {}).get("p50")
-        met = "yes" if f50 is not None and f50 <= P50_TARGET_MS else "no"
-        w(
-            f"| publish→receive p50, 10 subscribers, 480p | {cells[0]} | {cells[1]} | | "
-            f"≤ {P50_TARGET_MS:g} ms | {met} |"
-        )
-    stalled = {r["server"]: r for r in runs if r["stalled"] > 0}
-    if stalled:
-        cells = []
-        for server in COMPARED:
-            r = stalled.get(server)
-            tcp = ""
-            if r and r.get("tcp_mem_peak_pages"):
-                tcp = (
-                    f", kernel TCP memory peak {r['tcp_mem_peak_pages'] * 4 / 1024 / 1024:.2f} GiB "
-                    f"(pressure at {r['tcp_mem_pressure_pages'] * 4 / 1024 / 1024:.2f} GiB)"
-                )
-            cells.append(
-                f"{pct(r['accept_ratio'])} accepted, healthy drops "
-                f"{pct(r['drop_ratio']['mean'], 1)}, p99 {r['latency_ms']['p99']:.1f} ms{tcp}"
-                if r
-                else "–"
-            )
-        k = next(iter(stalled.values()))
-        f_acc = stalled.get("framecast", {}).get("accept_ratio", 0)
-        w(
-            f"| ingest with {k['stalled']} stalled + {k['subscribers']} healthy subscribers "
-            f"(480p) | {cells[0]} | {cells[1]} | | = offered rate | {'yes' if f_acc >= 0.99 else 'no'} |"
-        )
-    if at_best:
-        top = max(at_best.values(), key=lambda r: r["loadgen_cpu_share"])
-        w(
-            f"| load generator's own CPU at the largest passing counts (highest) | "
-            f"{pct(top['loadgen_cpu_share'], 0)} of CPU 1 ({top['server']} {top['label']}, "
-            f"{top['subscribers']} subscribers) | | | < 90 % (not the bottleneck) | "
-            f"{'yes' if top['loadgen_cpu_share'] < 0.9 else 'no'} |"
-        )
-    if runs:
-        busiest = max(runs, key=lambda r: r["loadgen_cpu_share"])
-        w(
-            f"| load generator's own CPU, busiest step of all | "
-            f"{pct(busiest['loadgen_cpu_share'], 0)} ({busiest['server']} {busiest['label']}, "
-            f"{busiest['subscribers']} subscribers, {'passed' if busiest['pass'] else 'failed'}) "
-            "| | | | |"
-        )
-    w("")
-    for label in LABELS:
-        if label in per_subscriber:
+        w("| figure | framecast | Nchan | framecast ÷ Nchan | target | met |")
+        w("|---|---|---|---|---|---|")
+        for label in LABELS:
+            f, n = best.get(("framecast", label)), best.get(("nchan", label))
+            if f is None or n is None:
+                continue
+            ratio = f / n if n else float("inf")
             w(
-                f"A {label} subscriber at {fps:g} fps needs {per_subscriber[label] / 1e6:.2f} MB/s "
-                f"(≈ {per_subscriber[label] / fps / 1e3:.0f} KB per event on the wire)."
+                f"| largest passing subscriber count, {label} at {fps:g} fps | {f} | {n} | "
+                f"{ratio:.2f} × | ≥ {TARGETS[label]} × | {'yes' if ratio >= TARGETS[label] else 'no'} |"
             )
-    for r in iperfs:
-        w(
-            f"For context only (not a bound: bulk streams through a few deep socket buffers are "
-            f"not the work fan-out does): loopback TCP with iperf3, {r.get('streams', 1)} "
-            f"stream(s), moved {r['bytes_per_s'] / 1e9:.2f} GB/s (sender "
-            f"{pct(r['sender_cpu_share'], 0)} of CPU 0, receiver {pct(r['receiver_cpu_share'], 0)} "
-            "of CPU 1)."
-        )
-    w("")
-
-    if any(server == "floor" for server, _ in at_best):
-        w("## Against the floor\n")
-        w(
-            "| server | frames | largest passing count | event data GB/s | server CPU (of one core) "
-            "| GB/s per server core | share of the floor's per core |"
-        )
-        w("|---|---|---|---|---|---|---|")
         for label in LABELS:
             floor = at_best.get(("floor", label))
-            for server in SERVERS:
+            if not floor:
+                continue
+            cells = []
+            for server in COMPARED:
                 r = at_best.get((server, label))
+                cells.append(
+                    f"{per_core(r) / per_core(floor):.0%} ({per_core(r) / 1e9:.2f} of "
+                    f"{per_core(floor) / 1e9:.2f} GB/s)"
+                    if r
+                    else "–"
+                )
+            w(
+                f"| {label} event data per server core, as a share of the floor's | {cells[0]} | "
+                f"{cells[1]} | | (none) | |"
+            )
+        if idle:
+            cells = []
+            for server in COMPARED:
+                r = idle.get(server)
+                cells.append(f"{r['server_kib_per_subscriber']:.2f} KiB" if r else "–")
+            n_idle = next(iter(idle.values()))["subscribers"]
+            f_idle = idle.get("framecast", {}).get("server_kib_per_subscriber")
+            met = "yes" if f_idle is not None and f_idle <= IDLE_TARGET_KIB else "no"
+            w(
+                f"| server RSS per idle subscriber, at {n_idle} | {cells[0]} | {cells[1]} | | "
+                f"≤ {IDLE_TARGET_KIB:g} KiB | {met} |"
+            )
+        small = {r["server"]: r for r in runs if r["subscribers"] == 10 and r["stalled"] == 0}
+        if small:
+            cells = [f"{small[s]['latency_ms']['p50']:.2f} ms" if s in small else "–" for s in COMPARED]
+            f50 = small.get("framecast", {}).get("latency_ms", {}).get("p50")
+            met = "yes" if f50 is not None and f50 <= P50_TARGET_MS else "no"
+            w(
+                f"| publish→receive p50, 10 subscribers, 480p | {cells[0]} | {cells[1]} | | "
+                f"≤ {P50_TARGET_MS:g} ms | {met} |"
+            )
+        stalled = {r["server"]: r for r in runs if r["stalled"] > 0}
+        if stalled:
+            cells = []
+            for server in COMPARED:
+                r = stalled.get(server)
+                tcp = ""
+                if r and r.get("tcp_mem_peak_pages"):
+                    tcp = (
+                        f", kernel TCP memory peak {r['tcp_mem_peak_pages'] * 4 / 1024 / 1024:.2f} GiB "
+                        f"(pressure at {r['tcp_mem_pressure_pages'] * 4 / 1024 / 1024:.2f} GiB)"
+                    )
+                cells.append(
+                    f"{pct(r['accept_ratio'])} accepted, healthy drops "
+                    f"{pct(r['drop_ratio']['mean'], 1)}, p99 {r['latency_ms']['p99']:.1f} ms{tcp}"
+                    if r
+                    else "–"
+                )
+            k = next(iter(stalled.values()))
+            f_acc = stalled.get("framecast", {}).get("accept_ratio", 0)
+            w(
+                f"| ingest with {k['stalled']} stalled + {k['subscribers']} healthy subscribers "
+                f"(480p) | {cells[0]} | {cells[1]} | | = offered rate | {'yes' if f_acc >= 0.99 else 'no'} |"
+            )
+        if at_best:
+            top = max(at_best.values(), key=lambda r: r["loadgen_cpu_share"])
+            w(
+                f"| load generator's own CPU at the largest passing counts (highest) | "
+                f"{pct(top['loadgen_cpu_share'], 0)} of CPU 1 ({top['server']} {top['label']}, "
+                f"{top['subscribers']} subscribers) | | | < 90 % (not the bottleneck) | "
+                f"{'yes' if top['loadgen_cpu_share'] < 0.9 else 'no'} |"
+            )
+        if runs:
+            busiest = max(runs, key=lambda r: r["loadgen_cpu_share"])
+            w(
+                f"| load generator's own CPU, busiest step of all | "
+                f"{pct(busiest['loadgen_cpu_share'], 0)} ({busiest['server']} {busiest['label']}, "
+                f"{busiest['subscribers']} subscribers, {'passed' if busiest['pass'] else 'failed'}) "
+                "| | | | |"
+            )
+        w("")
+        for label in LABELS:
+            if label in per_subscriber:
+                w(
+                    f"A {label} subscriber at {fps:g} fps needs {per_subscriber[label] / 1e6:.2f} MB/s "
+                    f"(≈ {per_subscriber[label] / fps / 1e3:.0f} KB per event on the wire)."
+                )
+        for r in iperfs:
+            w(
+                f"For context only (not a bound: bulk streams through a few deep socket buffers are "
+                f"not the work fan-out does): loopback TCP with iperf3, {r.get('streams', 1)} "
+                f"stream(s), moved {r['bytes_per_s'] / 1e9:.2f} GB/s (sender "
+                f"{pct(r['sender_cpu_share'], 0)} of CPU 0, receiver {pct(r['receiver_cpu_share'], 0)} "
+                "of CPU 1)."
+            )
+        w("")
+
+        if any(server == "floor" for server, _ in at_best):
+            w("## Against the floor\n")
+            w(
+                "| server | frames | largest passing count | event data GB/s | server CPU (of one core) "
+                "| GB/s per server core | share of the floor's per core |"
+            )
+            w("|---|---|---|---|---|---|---|")
+            for label in LABELS:
+                floor = at_best.get(("floor", label))
+                for server in SERVERS:
+                    r = at_best.get((server, label))
+                    if not r:
+                        continue
+                    share = f"{per_core(r) / per_core(floor):.0%}" if floor else "–"
+                    w(
+                        f"| {NAMES[server]} | {label} | {r['subscribers']} | "
+                        f"{r['payload_bytes_per_s'] / 1e9:.2f} | {pct(r['server_cpu_share'], 0)} | "
+                        f"{per_core(r) / 1e9:.2f} | {share} |"
+                    )
+            w("")
+
+        w("## At the largest passing count\n")
+        w(
+            "| server | frames | subscribers | accepted | events/s | event data MB/s | drops mean / worst "
+            "| latency p50 / p99 / max (ms) | server CPU (of one core) | server peak RSS | loadgen CPU |"
+        )
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for label in LABELS:
+            for server in SERVERS:
+                n = best.get((server, label))
+                r = step(server, label, n) if n else None
                 if not r:
                     continue
-                share = f"{per_core(r) / per_core(floor):.0%}" if floor else "–"
+                lat = r["latency_ms"]
                 w(
-                    f"| {NAMES[server]} | {label} | {r['subscribers']} | "
-                    f"{r['payload_bytes_per_s'] / 1e9:.2f} | {pct(r['server_cpu_share'], 0)} | "
-                    f"{per_core(r) / 1e9:.2f} | {share} |"
+                    f"| {server} | {label} | {n} | {pct(r['accept_ratio'])} | {r['events_per_s']:.0f} | "
+                    f"{r['payload_bytes_per_s'] / 1e6:.0f} | {pct(r['drop_ratio']['mean'], 2)} / "
+                    f"{pct(r['drop_ratio']['max'], 2)} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
+                    f"{lat['max']:.1f} | {pct(r['server_cpu_share'], 0)} | "
+                    f"{r['server_rss_peak_kib'] / 1024:.1f} MiB | {pct(r['loadgen_cpu_share'], 0)} |"
                 )
         w("")
 
-    w("## At the largest passing count\n")
-    w(
-        "| server | frames | subscribers | accepted | events/s | event data MB/s | drops mean / worst "
-        "| latency p50 / p99 / max (ms) | server CPU (of one core) | server peak RSS | loadgen CPU |"
-    )
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
-    for label in LABELS:
-        for server in SERVERS:
-            n = best.get((server, label))
-            r = step(server, label, n) if n else None
-            if not r:
-                continue
-            lat = r["latency_ms"]
-            w(
-                f"| {server} | {label} | {n} | {pct(r['accept_ratio'])} | {r['events_per_s']:.0f} | "
-                f"{r['payload_bytes_per_s'] / 1e6:.0f} | {pct(r['drop_ratio']['mean'], 2)} / "
-                f"{pct(r['drop_ratio']['max'], 2)} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
-                f"{lat['max']:.1f} | {pct(r['server_cpu_share'], 0)} | "
-                f"{r['server_rss_peak_kib'] / 1024:.1f} MiB | {pct(r['loadgen_cpu_share'], 0)} |"
-            )
-    w("")
-
-    w("## Reading the numbers\n")
-    for label in LABELS:
-        for server in SERVERS:
-            n = best.get((server, label))
-            above = [r for r in steps if (r["server"], r["label"]) == (server, label)
-                     and n and r["subscribers"] > n]
-            first_fail = min(above, key=lambda r: r["subscribers"]) if above else None
-            if first_fail and first_fail["loadgen_cpu_share"] > 0.9:
+        w("## Reading the numbers\n")
+        for label in LABELS:
+            for server in SERVERS:
+                n = best.get((server, label))
+                above = [r for r in steps if (r["server"], r["label"]) == (server, label)
+                         and n and r["subscribers"] > n]
+                first_fail = min(above, key=lambda r: r["subscribers"]) if above else None
+                if first_fail and first_fail["loadgen_cpu_share"] > 0.9:
+                    w(
+                        f"- {server} {label}: at the first failing step ({first_fail['subscribers']} "
+                        f"subscribers) the load generator used {pct(first_fail['loadgen_cpu_share'], 0)} "
+                        f"of its core (server {pct(first_fail['server_cpu_share'], 0)}). Receiving costs "
+                        "the client about as much kernel work per byte as sending costs the server, so "
+                        "on two cores the generator reaches its own limit near here; the failure (seq "
+                        "gaps: framecast skips frames for a reader that falls behind) may be partly the "
+                        f"reader's, and {n} is a lower bound for {server}."
+                    )
+        for label in LABELS:
+            # The same load for both: the largest count framecast and the floor each passed.
+            common = [
+                (f, o)
+                for f in steps
+                for o in steps
+                if (f["server"], o["server"], f["label"], o["label"]) == ("framecast", "floor", label, label)
+                and f["subscribers"] == o["subscribers"] and f["pass"] and o["pass"]
+                and per_core(f) and per_core(o)
+            ]
+            if common:
+                f, o = max(common, key=lambda pair: pair[0]["subscribers"])
                 w(
-                    f"- {server} {label}: at the first failing step ({first_fail['subscribers']} "
-                    f"subscribers) the load generator used {pct(first_fail['loadgen_cpu_share'], 0)} "
-                    f"of its core (server {pct(first_fail['server_cpu_share'], 0)}). Receiving costs "
-                    "the client about as much kernel work per byte as sending costs the server, so "
-                    "on two cores the generator reaches its own limit near here; the failure (seq "
-                    "gaps: framecast skips frames for a reader that falls behind) may be partly the "
-                    f"reader's, and {n} is a lower bound for {server}."
+                    f"- {label} at the same load, {f['subscribers']} subscribers (the largest count "
+                    f"both passed): framecast {per_core(f) / 1e9:.2f} GB/s per core, the floor "
+                    f"{per_core(o) / 1e9:.2f} ({per_core(f) / per_core(o):.0%})."
                 )
-    for label in LABELS:
-        # The same load for both: the largest count framecast and the floor each passed.
-        common = [
-            (f, o)
-            for f in steps
-            for o in steps
-            if (f["server"], o["server"], f["label"], o["label"]) == ("framecast", "floor", label, label)
-            and f["subscribers"] == o["subscribers"] and f["pass"] and o["pass"]
-            and per_core(f) and per_core(o)
+        over = [
+            label
+            for label in LABELS
+            if ("framecast", label) in at_best and ("floor", label) in at_best
+            and per_core(at_best[("framecast", label)]) > per_core(at_best[("floor", label)])
         ]
-        if common:
-            f, o = max(common, key=lambda pair: pair[0]["subscribers"])
+        if over:
             w(
-                f"- {label} at the same load, {f['subscribers']} subscribers (the largest count "
-                f"both passed): framecast {per_core(f) / 1e9:.2f} GB/s per core, the floor "
-                f"{per_core(o) / 1e9:.2f} ({per_core(f) / per_core(o):.0%})."
+                f"- framecast above the floor ({', '.join(over)}): the floor does strictly less work "
+                "per event, so this is noise (other work on the machine, or CPU time the kernel did "
+                "not charge to either process); rerun on a quieter machine before reading into it."
             )
-    over = [
-        label
-        for label in LABELS
-        if ("framecast", label) in at_best and ("floor", label) in at_best
-        and per_core(at_best[("framecast", label)]) > per_core(at_best[("floor", label)])
-    ]
-    if over:
-        w(
-            f"- framecast above the floor ({', '.join(over)}): the floor does strictly less work "
-            "per event, so this is noise (other work on the machine, or CPU time the kernel did "
-            "not charge to either process); rerun on a quieter machine before reading into it."
-        )
-    pressed = [server for server, r in stalled.items()
-               if r.get("tcp_mem_peak_pages", 0) >= r.get("tcp_mem_pressure_pages", 1) > 1]
-    if pressed:
-        w(
-            f"- Stalled subscribers ({' and '.join(pressed)}): the machine's TCP memory reached "
-            "the kernel's pressure threshold (`/proc/net/sockstat` against `net.ipv4.tcp_mem`). "
-            "Each never-reading subscriber's server-side socket may queue up to `tcp_wmem` max "
-            "(4 MiB by default), so a thousand of them exhaust TCP memory and the kernel then "
-            "throttles every socket, the publisher's and the healthy subscribers' included."
-        )
-    f_idle = idle.get("framecast")
-    if f_idle and f_idle["server_rss_after_close_kib"] > f_idle["server_rss_before_kib"] * 2:
-        w(
-            f"- framecast idle: after all {f_idle['subscribers']} subscribers closed, RSS stayed at "
-            f"{f_idle['server_rss_after_close_kib'] / 1024:.0f} MiB (from "
-            f"{f_idle['server_rss_before_kib'] / 1024:.0f} MiB before). That is glibc malloc "
-            "keeping freed memory for reuse, not a leak: it hands back only the top of a heap, "
-            "`malloc_trim(0)` (through gdb) returns the rest, and a second round of subscribers "
-            "reuses it rather than growing."
-        )
-    w("")
-
-    w("## Plot\n")
-    w("![subscribers vs server CPU and vs p99 latency](results.png)\n")
-    draw(steps, args.plot)
-
-    w("## Every step\n")
-    w(
-        "| server | frames | subscribers | stalled | accepted | drops mean | p50 ms | p99 ms "
-        "| publish RTT p99 ms | server CPU | loadgen CPU | checked | pass |"
-    )
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        w(
-            f"| {r['server']} | {r['label']} | {r['subscribers']} | {r['stalled']} | "
-            f"{pct(r['accept_ratio'])} | {pct(r['drop_ratio']['mean'], 2)} | "
-            f"{r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.1f} | "
-            f"{r['publish_rtt_ms']['p99']:.1f} | {pct(r['server_cpu_share'], 0)} | "
-            f"{pct(r['loadgen_cpu_share'], 0)} | {r['checked']} | {'yes' if r['pass'] else 'no'} |"
-        )
-    w("")
-    if idle:
-        w("## Idle subscribers\n")
-        w("| server | connected | RSS before | RSS held | RSS after closing | per subscriber |")
-        w("|---|---|---|---|---|---|")
-        for server in SERVERS:
-            r = idle.get(server)
-            if r:
-                w(
-                    f"| {server} | {r['connected']}/{r['subscribers']} | "
-                    f"{r['server_rss_before_kib'] / 1024:.1f} MiB | "
-                    f"{r['server_rss_held_kib'] / 1024:.1f} MiB | "
-                    f"{r['server_rss_after_close_kib'] / 1024:.1f} MiB | "
-                    f"{r['server_kib_per_subscriber']:.2f} KiB |"
-                )
+        pressed = [server for server, r in stalled.items()
+                   if r.get("tcp_mem_peak_pages", 0) >= r.get("tcp_mem_pressure_pages", 1) > 1]
+        if pressed:
+            w(
+                f"- Stalled subscribers ({' and '.join(pressed)}): the machine's TCP memory reached "
+                "the kernel's pressure threshold (`/proc/net/sockstat` against `net.ipv4.tcp_mem`). "
+                "Each never-reading subscriber's server-side socket may queue up to `tcp_wmem` max "
+                "(4 MiB by default), so a thousand of them exhaust TCP memory and the kernel then "
+                "throttles every socket, the publisher's and the healthy subscribers' included."
+            )
+        f_idle = idle.get("framecast")
+        if f_idle and f_idle["server_rss_after_close_kib"] > f_idle["server_rss_before_kib"] * 2:
+            w(
+                f"- framecast idle: after all {f_idle['subscribers']} subscribers closed, RSS stayed at "
+                f"{f_idle['server_rss_after_close_kib'] / 1024:.0f} MiB (from "
+                f"{f_idle['server_rss_before_kib'] / 1024:.0f} MiB before). That is glibc malloc "
+                "keeping freed memory for reuse, not a leak: it hands back only the top of a heap, "
+                "`malloc_trim(0)` (through gdb) returns the rest, and a second round of subscribers "
+                "reuses it rather than growing."
+            )
         w("")
+
+        w("## Plot\n")
+        w("![subscribers vs server CPU and vs p99 latency](results.png)\n")
+        draw(steps, args.plot)
+
+        w("## Every step\n")
+        w(
+            "| server | frames | subscribers | stalled | accepted | drops mean | p50 ms | p99 ms "
+            "| publish RTT p99 ms | server CPU | loadgen CPU | checked | pass |"
+        )
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in runs:
+            w(
+                f"| {r['server']} | {r['label']} | {r['subscribers']} | {r['stalled']} | "
+                f"{pct(r['accept_ratio'])} | {pct(r['drop_ratio']['mean'], 2)} | "
+                f"{r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.1f} | "
+                f"{r['publish_rtt_ms']['p99']:.1f} | {pct(r['server_cpu_share'], 0)} | "
+                f"{pct(r['loadgen_cpu_share'], 0)} | {r['checked']} | {'yes' if r['pass'] else 'no'} |"
+            )
+        w("")
+        if idle:
+            w("## Idle subscribers\n")
+            w("| server | connected | RSS before | RSS held | RSS after closing | per subscriber |")
+            w("|---|---|---|---|---|---|")
+            for server in SERVERS:
+                r = idle.get(server)
+                if r:
+                    w(
+                        f"| {server} | {r['connected']}/{r['subscribers']} | "
+                        f"{r['server_rss_before_kib'] / 1024:.1f} MiB | "
+                        f"{r['server_rss_held_kib'] / 1024:.1f} MiB | "
+                        f"{r['server_rss_after_close_kib'] / 1024:.1f} MiB | "
+                        f"{r['server_kib_per_subscriber']:.2f} KiB |"
+                    )
+            w("")
+
+    else:
+        w(
+            "- framecast is pinned to CPU 0 (`taskset -c 0`), the load generator to CPU 1; "
+            "each step starts the server afresh.\n"
+        )
+    write_cases(w, cased)
 
     w("## How it was measured\n")
     w(
@@ -402,42 +413,57 @@ def main():
         "others only the head is parsed (`seq`, `size`) and the rest of the base64 is counted, "
         "not scanned (the next event must then parse where it should)."
     )
-    w(
-        "- framecast gets the JPEG (`POST /frames`); Nchan gets the same event JSON framecast "
-        "would send (`POST /pub`, built by the generator) and serves it as an EventSource "
-        "(`benches/nchan.conf`: one worker, buffer of one message). Drops are gaps in `seq` "
-        "for all servers."
-    )
-    w(
-        "- The floor (`benches/floor`) gets the same requests as framecast and answers them as "
-        "framecast does. It is one thread on an edge-triggered epoll set (`mio`): each published "
-        "JPEG becomes one buffer, the SSE event framecast would send wrapped as one HTTP chunk, "
-        "and every subscriber keeps only a reference to the buffer it is writing and its offset "
-        "in it. Caught-up subscribers start a new frame as soon as it is published; one still "
-        "writing an older frame finishes it, then jumps to the newest. Sockets get framecast's "
-        "settings (`TCP_NODELAY`, 256 KiB `SO_SNDBUF`). It leaves out what the benchmark does not "
-        "exercise (status events, keep-alives, other routes, limits), so it shows about the most "
-        "a server writing events this way delivers per core on this machine (another technique, "
-        "zero-copy sends say, could do better); it is not a server to deploy."
-    )
+    if main_run:
+        w(
+            "- framecast gets the JPEG (`POST /frames`); Nchan gets the same event JSON framecast "
+            "would send (`POST /pub`, built by the generator) and serves it as an EventSource "
+            "(`benches/nchan.conf`: one worker, buffer of one message). Drops are gaps in `seq` "
+            "for all servers."
+        )
+        w(
+            "- The floor (`benches/floor`) gets the same requests as framecast and answers them as "
+            "framecast does. It is one thread on an edge-triggered epoll set (`mio`): each published "
+            "JPEG becomes one buffer, the SSE event framecast would send wrapped as one HTTP chunk, "
+            "and every subscriber keeps only a reference to the buffer it is writing and its offset "
+            "in it. Caught-up subscribers start a new frame as soon as it is published; one still "
+            "writing an older frame finishes it, then jumps to the newest. Sockets get framecast's "
+            "settings (`TCP_NODELAY`, 256 KiB `SO_SNDBUF`). It leaves out what the benchmark does not "
+            "exercise (status events, keep-alives, other routes, limits), so it shows about the most "
+            "a server writing events this way delivers per core on this machine (another technique, "
+            "zero-copy sends say, could do better); it is not a server to deploy."
+        )
     w(
         "- Server CPU is utime + stime from `/proc/PID/stat` over the measured window (nginx: "
         "master + worker); peak RSS is the largest `VmRSS` sampled every 250 ms. Kernel "
         "work done in softirq context on the server's core is not always charged to the server "
         "process, so CPU shares are lower bounds."
     )
-    w(
-        "- Idle memory: RSS of the server before any subscriber and after all of them have "
-        "connected and sat idle, divided by their number."
-    )
-    w(
-        "- Stalled subscribers (`--stalled`): connections with a 4 KiB receive buffer that "
-        "send their request and never read, alongside healthy ones."
-    )
+    if main_run:
+        w(
+            "- Idle memory: RSS of the server before any subscriber and after all of them have "
+            "connected and sat idle, divided by their number."
+        )
+        w(
+            "- Stalled subscribers (`--stalled`): connections with a 4 KiB receive buffer that "
+            "send their request and never read, alongside healthy ones."
+        )
+    if cased:
+        w(
+            "- The extra cases (`CASES=variants,multiplex`) run framecast alone. With several "
+            "streams the generator publishes to each on its own keep-alive connection, each "
+            "stream's ticks offset by an equal share of the period; each subscriber connection "
+            "keeps a tally per stream it carries (the event's JSON names its stream; `seq` counts "
+            "per stream), and drops are counted per connection and stream. With `?width=` the "
+            "sampled events cannot be compared byte for byte (framecast re-encodes the JPEG): "
+            "they are checked to decode (zune-jpeg) to the width and height the event announces, "
+            "narrower than the frame sent and with its aspect ratio."
+        )
     w("")
     w("### Commands\n")
     w("```sh")
-    w("bash benches/run.sh      # this whole file, ~14 min; --quick for a coarse pass")
+    w("bash benches/run.sh      # this whole file, ~16 min; --quick for a coarse pass")
+    w("# only the framecast-only cases (scaled variants, 16 streams on one connection), ~3 min:")
+    w("CASES=variants,multiplex RESULTS_DIR=/tmp/cases bash benches/run.sh")
     w("# another framecast build, results elsewhere (before/after):")
     w("FRAMECAST_BIN=/path/to/framecast RESULTS_DIR=/tmp/before bash benches/run.sh")
     w("bash benches/smoke.sh    # the few-second check the test command runs")
@@ -452,6 +478,9 @@ def main():
         "taskset -c 1 target/release/loadgen idle --server framecast --url http://127.0.0.1:8080 \\\n"
         "    --subscribers 10000 --server-pid <framecast's pid>"
     )
+    w("# the same with every viewer at width 320; or 16 streams, each viewer on one connection:")
+    w("#   ... --frames benches/out/frames/720p --subscribers 500 --query width=320")
+    w("#   ... --frames benches/out/frames/480p --fps 10 --subscribers 200 --streams 16 --multiplex")
     w("taskset -c 0 target/release/floor --bind 127.0.0.1:8081 &   # then --server floor")
     w(
         "taskset -c 1 iperf3 -s -p 5201 & taskset -c 0 iperf3 -c 127.0.0.1 -p 5201 -t 8 -P 8 -J"
@@ -461,6 +490,160 @@ def main():
     w("Raw JSON lines of this run: `results.jsonl` next to this file.")
     with open(args.out, "w") as f:
         f.write("\n".join(out) + "\n")
+
+
+def write_cases(w, cased):
+    """The tables of the extra cases: scaled variants, and multiplexed streams."""
+    variants = [r for r in cased if r["case"] == "variants"]
+    multiplex = [r for r in cased if r["case"] == "multiplex"]
+    if variants:
+        write_variants(w, variants)
+    if multiplex:
+        write_multiplex(w, multiplex)
+
+
+def drops(r):
+    return f"{pct(r['drop_ratio']['mean'], 2)} / {pct(r['drop_ratio']['max'], 2)}"
+
+
+def write_variants(w, rows):
+    first = rows[0]
+    full = next((r for r in rows if not r.get("width")), None)
+    w("## Scaled variants (`?width=`)\n")
+    w(
+        f"framecast alone: {first['label']} frames (≈ {first['frame_bytes'] / 1e3:.0f} KB) "
+        f"published at {first['fps']:g} fps to one stream, watched at full size or at a scaled "
+        "width (`/events?stream=…&width=N`); every row is a fresh server. **CPU per frame** is the "
+        "server's utime + stime over the measured window divided by the frames published in it. "
+        "**Over full size** is that minus the full-size row's: for one viewer it is the cost of "
+        "scaling a frame (decode, resize, encode), less the small difference between writing one "
+        "full-size and one scaled event. **Scaled / published** is framecast's own count "
+        "(`GET /streams`: the variant's `scaled` against the stream's `published`, over the whole "
+        "run, warm-up included, read while the viewers were still connected): once per frame "
+        "whatever the number of viewers. **Event size** is bytes on the wire per event "
+        "(HTTP chunk, SSE fields, JSON, base64).\n"
+    )
+    w(
+        "| viewers | width | event size | frames in window | server CPU per frame | over full size "
+        "| scaled / published | failed | events/s | drops mean / worst | latency p50 / p99 (ms) "
+        "| server CPU (of one core) | loadgen CPU | sampled checks |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        width = r.get("width")
+        counters = r.get("server_counters") or {}
+        found = [v for v in counters.get("variants", []) if v["width"] == width]
+        if width and found:
+            v = found[0]
+            ratio = v["scaled"] / counters["published"] if counters.get("published") else 0
+            scaled = f"{v['scaled']} / {counters['published']} ({ratio:.2f} per frame)"
+            failed = str(v["failed"])
+        elif width:
+            scaled, failed = "–", "–"
+        else:
+            scaled, failed = "(not scaled)", ""
+        dims = r.get("event_dims")
+        shown = f"{width} ({dims})" if width and dims else (str(width) if width else "full size")
+        extra = (
+            f"{r['server_cpu_ms_per_frame'] - full['server_cpu_ms_per_frame']:+.2f} ms"
+            if full and r is not full
+            else ""
+        )
+        lat = r["latency_ms"]
+        problems = "; ".join(r["integrity"])
+        w(
+            f"| {r['subscribers']} | {shown} | {r['event_bytes'] / 1e3:.1f} KB | {r['accepted']} | "
+            f"**{r['server_cpu_ms_per_frame']:.2f} ms** | {extra} | {scaled} | {failed} | "
+            f"{r['events_per_s']:.0f} | {drops(r)} | {lat['p50']:.1f} / {lat['p99']:.1f} | "
+            f"{pct(r['server_cpu_share'], 0)} | {pct(r['loadgen_cpu_share'], 0)} | "
+            f"{r['checked']} checked, {r['mismatched']} bad{' — ' + problems if problems else ''} |"
+        )
+    w("")
+    notes = []
+    by = {(r.get("width"), r["subscribers"]): r for r in rows}
+    widths = sorted({r.get("width") for r in rows if r.get("width")}, reverse=True)
+    for width in widths:
+        counts = sorted(n for (w_, n) in by if w_ == width)
+        if full and 1 in counts:
+            one = by[(width, 1)]
+            notes.append(
+                f"scaling to {width} costs {one['server_cpu_ms_per_frame'] - full['server_cpu_ms_per_frame']:.2f} ms "
+                f"of server CPU per frame ({one['server_cpu_ms_per_frame']:.2f} against "
+                f"{full['server_cpu_ms_per_frame']:.2f} ms at full size, one viewer each)"
+            )
+        if len(counts) > 1:
+            lo, hi = by[(width, counts[0])], by[(width, counts[-1])]
+            extra = hi["subscribers"] - lo["subscribers"]
+            per_viewer = (hi["server_cpu_ms_per_frame"] - lo["server_cpu_ms_per_frame"]) / extra * 1e3
+            notes.append(
+                f"at {width}, {hi['subscribers']} viewers instead of {lo['subscribers']} add "
+                f"{per_viewer:.1f} µs per frame per viewer (writing the shared scaled event)"
+            )
+    for note in notes:
+        w(f"- {note[0].upper()}{note[1:]}.")
+    tiles = 16
+    fps = first["fps"]
+    grid = [(r.get("width"), r["event_bytes"]) for r in rows if r["subscribers"] == 1 and r["event_bytes"]]
+    if full and len(grid) > 1:
+        full_rate = tiles * fps * full["event_bytes"]
+        parts = []
+        for width, size in grid:
+            if width:
+                rate = tiles * fps * size
+                parts.append(
+                    f"{rate / 1e6:.1f} MB/s at width {width} ({full_rate / rate:.1f} × less, "
+                    f"{1 - rate / full_rate:.0%} saved)"
+                )
+        w(
+            f"- A grid of {tiles} tiles at {fps:g} fps receives {full_rate / 1e6:.1f} MB/s at full "
+            f"size ({first['label']}); {'; '.join(parts)}."
+        )
+    w("")
+
+
+def write_multiplex(w, rows):
+    first = rows[0]
+    streams = first["streams"]
+    w(f"## One connection for {streams} streams vs {streams} connections\n")
+    w(
+        f"framecast alone: {streams} streams, each published at {first['fps']:g} fps with the same "
+        f"{first['label']} frames (≈ {first['frame_bytes'] / 1e3:.0f} KB; one publishing "
+        "connection per stream, their ticks spread over the period). Every viewer watches all "
+        f"{streams}: on one connection (`/events?stream=s1&…&stream=s{streams}`, each event naming "
+        f"its stream) or on {streams} connections, one per stream. **CPU per delivered frame** is "
+        "the server's utime + stime over the measured window divided by the frame events "
+        "delivered in it across all connections; drops are per connection and stream.\n"
+    )
+    w(
+        "| viewers | connections | streams per connection | frames published/s | events/s delivered "
+        "| event data MB/s | server CPU (of one core) | server CPU per delivered frame "
+        "| drops mean / worst | latency p50 / p99 (ms) | accepted | loadgen CPU |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        lat = r["latency_ms"]
+        per_conn = r["streams"] if r["multiplex"] else 1
+        problems = "; ".join(r["integrity"])
+        w(
+            f"| {r['subscribers']} | {r['connections']} | {per_conn} | {r['ingest_fps']:.0f} | "
+            f"{r['events_per_s']:.0f} | {r['payload_bytes_per_s'] / 1e6:.0f} | "
+            f"{pct(r['server_cpu_share'], 0)} | **{r['server_cpu_us_per_event']:.1f} µs** | "
+            f"{drops(r)} | {lat['p50']:.1f} / {lat['p99']:.1f} | {pct(r['accept_ratio'])} | "
+            f"{pct(r['loadgen_cpu_share'], 0)}{' — ' + problems if problems else ''} |"
+        )
+    w("")
+    for n in sorted({r["subscribers"] for r in rows}):
+        one = [r for r in rows if r["subscribers"] == n and r["multiplex"]]
+        many = [r for r in rows if r["subscribers"] == n and not r["multiplex"]]
+        if one and many and many[-1]["server_cpu_us_per_event"] > 0:
+            a, b = one[-1], many[-1]
+            w(
+                f"- {n} viewers: {a['server_cpu_us_per_event']:.1f} µs of server CPU per delivered "
+                f"frame on one connection each, {b['server_cpu_us_per_event']:.1f} µs on "
+                f"{streams} ({a['server_cpu_us_per_event'] / b['server_cpu_us_per_event']:.0%}); "
+                f"drops {pct(a['drop_ratio']['mean'], 2)} against {pct(b['drop_ratio']['mean'], 2)}."
+            )
+    w("")
 
 
 def draw(steps, path):

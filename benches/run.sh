@@ -2,8 +2,10 @@
 # The full fan-out benchmark: framecast against the floor (benches/floor, about the least work a
 # fan-out can do) and against nginx + Nchan, on the same frames, in the same run.
 #
-#   bash benches/run.sh            # full run (~14 min), writes benches/RESULTS.md, results.png
+#   bash benches/run.sh            # full run (~16 min), writes benches/RESULTS.md, results.png
 #   bash benches/run.sh --quick    # a few minutes, coarse search, for trying the script out
+#   # only the two framecast-only cases below (~2-3 min), report in benches/out/cases/
+#   CASES=variants,multiplex bash benches/run.sh
 #
 #   # before/after: the same run against another framecast build, written elsewhere
 #   FRAMECAST_BIN=/path/to/old/framecast RESULTS_DIR=/tmp/before bash benches/run.sh
@@ -17,6 +19,16 @@
 # measures, for framecast and Nchan: server memory per idle subscriber at 10 000 connections,
 # latency with 10 subscribers, and publishing with 1 000 stalled subscribers; and, as context
 # only, loopback TCP throughput with iperf3 (bulk streams, not the same work as fan-out).
+# Those are the "main" case. Two more cases measure framecast alone, each its own table:
+#   variants   scaled variants (`/events?width=N`): 720p published at 30 fps; server CPU per
+#              published frame with 1 full-size viewer, then 1 and 500 viewers at width 320 and
+#              at 160 (the difference to the first is the scaling), framecast's `scaled` counter
+#              (`/streams`) against frames published, and the bytes of each event.
+#   multiplex  16 streams at 10 fps each (480p), 50 and 200 viewers each watching all 16: on one
+#              connection per viewer (`?stream=…&stream=…`) against one connection per viewer and
+#              stream; server CPU per frame event delivered, delivery and drops. (10 fps, not 30:
+#              200 × 16 × 30 fps of 480p would be ~5 GB/s, past what this box's server and
+#              one-thread generator move.)
 #
 # Knobs (environment):
 #   FRAMECAST_BIN     framecast binary to measure (default: build this checkout's, release)
@@ -26,6 +38,15 @@
 #   IPERF             0 to skip the iperf3 context line (default 1)
 #   STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2), FPS (30),
 #   START_SUBSCRIBERS (100), MAX_SUBSCRIBERS (12000), IDLE_SUBSCRIBERS (10000).
+#   CASES             cases to run, comma- or space-separated (default "main variants multiplex",
+#                     or just "main" when SERVERS leaves framecast out); without main, SERVERS,
+#                     LABELS and IPERF do not apply and the report goes to benches/out/cases/
+#                     unless RESULTS_DIR is set (the committed RESULTS.md keeps the full run).
+#                     A framecast build without `?width=` or several `stream`s fails the extra
+#                     cases: give it CASES=main.
+#   VARIANT_LABEL (frames, default 720p), VARIANT_FPS (30), VARIANT_WIDTHS ("320 160"),
+#   VARIANT_VIEWERS ("1 500"): the variants case.
+#   MUX_LABEL (480p), MUX_FPS (10), MUX_STREAMS (16), MUX_VIEWERS ("50 200"): the multiplex case.
 # One step against the floor only, say:
 #   SERVERS=floor LABELS=480p IPERF=0 START_SUBSCRIBERS=400 MAX_SUBSCRIBERS=400 \
 #     RESULTS_DIR=/tmp/floor bash benches/run.sh --quick
@@ -52,6 +73,43 @@ idle_subscribers=${IDLE_SUBSCRIBERS:-10000}
 read -ra servers <<<"${SERVERS:-framecast floor nchan}"
 read -ra labels <<<"${LABELS:-480p 720p}"
 iperf=${IPERF:-1}
+# The extra cases measure framecast only: by default they run when SERVERS includes it.
+cases_default=main
+for server in "${servers[@]}"; do
+  [[ $server == framecast ]] && cases_default="main variants multiplex"
+done
+cases_asked=${CASES:-$cases_default}
+read -ra cases <<<"${cases_asked//,/ }"
+variant_label=${VARIANT_LABEL:-720p}
+variant_fps=${VARIANT_FPS:-30}
+read -ra variant_widths <<<"${VARIANT_WIDTHS:-320 160}"
+read -ra variant_viewers <<<"${VARIANT_VIEWERS:-1 500}"
+mux_label=${MUX_LABEL:-480p}
+mux_fps=${MUX_FPS:-10}
+mux_streams=${MUX_STREAMS:-16}
+read -ra mux_viewers <<<"${MUX_VIEWERS:-50 200}"
+for case in "${cases[@]}"; do
+  case $case in
+    main | variants | multiplex) ;;
+    *) echo "CASES: unknown case $case (main, variants, multiplex)" >&2; exit 1 ;;
+  esac
+done
+for label in "$variant_label" "$mux_label"; do
+  case $label in
+    480p | 720p) ;;
+    *) echo "VARIANT_LABEL/MUX_LABEL: unknown frame size $label (480p, 720p)" >&2; exit 1 ;;
+  esac
+done
+running() { # case: true if it is in CASES
+  local case
+  for case in "${cases[@]}"; do [[ $case == "$1" ]] && return 0; done
+  return 1
+}
+if ! running main; then
+  # The framecast-only cases: no other server, no iperf3.
+  servers=()
+  iperf=0
+fi
 for server in "${servers[@]}"; do
   case $server in
     framecast | floor | nchan) ;;
@@ -64,7 +122,11 @@ for label in "${labels[@]}"; do
     *) echo "LABELS: unknown frame size $label (480p, 720p)" >&2; exit 1 ;;
   esac
 done
-out_dir=${RESULTS_DIR:-$benches}
+if running main; then
+  out_dir=${RESULTS_DIR:-$benches}
+else
+  out_dir=${RESULTS_DIR:-$benches/out/cases}
+fi
 mkdir -p "$out_dir"
 idle_settle=10
 # Bisection stops when the bracket is within this fraction of the passing count.
@@ -95,7 +157,9 @@ if ((iperf)); then
   command -v iperf3 >/dev/null || missing+=(iperf3)
 fi
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
-command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+if running main; then
+  command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+fi
 command -v python3 >/dev/null || missing+=(python3)
 command -v taskset >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
@@ -116,6 +180,14 @@ if (($(ulimit -n) < idle_subscribers + 100)); then
 fi
 if ((max_subscribers > $(ulimit -n) - 100)); then
   max_subscribers=$(($(ulimit -n) - 100))
+fi
+if running multiplex; then
+  for n in "${mux_viewers[@]}"; do
+    if ((n * mux_streams + mux_streams + 100 > $(ulimit -n))); then
+      echo "MUX_VIEWERS: $n viewers × $mux_streams streams need more than $(ulimit -n) open files" >&2
+      exit 1
+    fi
+  done
 fi
 
 # ---- scratch space and cleanup -----------------------------------------------------------
@@ -318,6 +390,43 @@ search() { # server label
   found=$lo
 }
 
+# One step of the variants or multiplex case, framecast only, at the case's own frames and
+# rate; appends its JSON line (tagged with the case) to $results.
+measure_case() { # case label fps viewers [extra loadgen args...]
+  local case=$1 label=$2 step_fps=$3 n=$4 line
+  shift 4
+  start_server framecast
+  # shellcheck disable=SC2046
+  line=$(taskset -c 1 "$loadgen_bin" run --server framecast --url "$server_url" \
+    $(pid_args) --frames "$frames/$label" --fps "$step_fps" --subscribers "$n" \
+    --duration "$step_seconds" --warmup "$warmup_seconds" --label "$label" --case "$case" "$@" \
+    2>>"$scratch/loadgen.log") || true
+  stop_server
+  if [[ -z $line ]]; then
+    say "  $case $label n=$n $*: loadgen failed: $(tail -1 "$scratch/loadgen.log")"
+    return
+  fi
+  echo "$line" >>"$results"
+  python3 - "$line" <<'EOF' >&2
+import json, sys
+r = json.loads(sys.argv[1])
+how = r["query"] or "full size"
+if r["streams"] > 1:
+    how = (f"{r['streams']} streams on "
+           f"{'1 connection' if r['multiplex'] else str(r['streams']) + ' connections'}")
+counters = r.get("server_counters") or {}
+scaled = "".join(f"  scaled {v['scaled']}/{counters['published']}"
+                 for v in counters.get("variants", []))
+problems = "; ".join(r["integrity"])
+print(f"  {r['case']:9} {r['label']:4} n={r['subscribers']:<4} {how:27} "
+      f"accepted {r['accept_ratio']*100:5.1f}%  drops {r['drop_ratio']['mean']*100:5.2f}%  "
+      f"p99 {r['latency_ms']['p99']:6.1f} ms  server {r['server_cpu_ms_per_frame']:6.2f} ms/frame "
+      f"{r['server_cpu_us_per_event']:6.1f} us/event  {r['event_bytes'] / 1e3:6.1f} KB/event"
+      f"{scaled}  loadgen cpu {r['loadgen_cpu_share']*100:3.0f}%"
+      f"{'  INTEGRITY ' + problems if problems else ''}")
+EOF
+}
+
 # ---- the runs ----------------------------------------------------------------------------
 say "results go to $results (load average before: $load_before)"
 declare -A best
@@ -392,18 +501,47 @@ print(json.dumps({
 EOF
 fi
 
+if running variants; then
+  say "scaled variants: framecast, $variant_label at $variant_fps fps, 1 full-size viewer, then widths ${variant_widths[*]}"
+  measure_case variants "$variant_label" "$variant_fps" 1
+  for width in "${variant_widths[@]}"; do
+    for n in "${variant_viewers[@]}"; do
+      measure_case variants "$variant_label" "$variant_fps" "$n" --query "width=$width"
+    done
+  done
+fi
+
+if running multiplex; then
+  say "multiplexing: framecast, $mux_streams streams of $mux_label at $mux_fps fps, ${mux_viewers[*]} viewers"
+  for n in "${mux_viewers[@]}"; do
+    measure_case multiplex "$mux_label" "$mux_fps" "$n" --streams "$mux_streams"
+    measure_case multiplex "$mux_label" "$mux_fps" "$n" --streams "$mux_streams" --multiplex
+  done
+fi
+
 # ---- report ------------------------------------------------------------------------------
 say "writing $out_dir/RESULTS.md and results.png"
 cp "$results" "$out_dir/results.jsonl"
 invocation="bash benches/run.sh"
 if ((quick)); then invocation+=" --quick"; fi
-for knob in IPERF IDLE_SUBSCRIBERS MAX_SUBSCRIBERS START_SUBSCRIBERS FPS WARMUP_SECONDS \
-  STEP_SECONDS LABELS SERVERS FRAMECAST_BIN; do
+for knob in MUX_VIEWERS MUX_STREAMS MUX_FPS MUX_LABEL VARIANT_VIEWERS VARIANT_WIDTHS \
+  VARIANT_FPS VARIANT_LABEL CASES IPERF IDLE_SUBSCRIBERS MAX_SUBSCRIBERS START_SUBSCRIBERS FPS \
+  WARMUP_SECONDS STEP_SECONDS LABELS SERVERS FRAMECAST_BIN; do
   if [[ -n ${!knob:-} ]]; then invocation="$knob='${!knob}' $invocation"; fi
 done
+settings="step=${step_seconds}s warmup=${warmup_seconds}s"
+if running main; then
+  settings="fps=$fps $settings precision=$precision idle=$idle_subscribers"
+fi
+if running variants; then
+  settings+="; variants: $variant_label at $variant_fps fps, widths ${variant_widths[*]}, viewers ${variant_viewers[*]}"
+fi
+if running multiplex; then
+  settings+="; multiplex: $mux_streams streams of $mux_label at $mux_fps fps, viewers ${mux_viewers[*]}"
+fi
 python3 "$benches/report.py" "$out_dir/results.jsonl" \
   --out "$out_dir/RESULTS.md" --plot "$out_dir/results.png" \
   --load-before "$load_before" --others "$others" --invocation "$invocation" \
   --date "$started_at" --framecast "$framecast_desc" \
-  --settings "fps=$fps step=${step_seconds}s warmup=${warmup_seconds}s precision=$precision idle=$idle_subscribers"
+  --settings "$settings"
 say "done"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A few seconds of the benchmark harness, so it keeps working: framecast, then the floor
-# (benches/floor) for a shorter while, 480p frames, 5 subscribers. Fails if the load generator's
-# checks fail (a sampled payload differs from the frame sent, nothing was delivered, events out
-# of order) or a subscriber could not connect. Performance thresholds are not checked here: the
-# full run is benches/run.sh.
+# (benches/floor) for a shorter while, 480p frames, 5 subscribers; then framecast for a second
+# each with the generator's other modes: viewers at a scaled width (`--query width=160`), and
+# four streams watched on one connection per viewer (`--multiplex`) and on one per stream.
+# Fails if the load generator's checks fail (a sampled payload differs from the frame sent or a
+# scaled one does not decode to its announced size, nothing was delivered, events out of order
+# or of a stream not asked for) or a subscriber could not connect, or framecast scaled more
+# frames than it published. Performance thresholds are not checked here: the full run is
+# benches/run.sh.
 #
 #   bash benches/smoke.sh          # builds framecast, floor and loadgen (release) if needed
 set -euo pipefail
@@ -34,10 +38,14 @@ ffmpeg -loglevel error -f lavfi -i testsrc2=size=640x480:rate=30 -frames:v 10 \
   -pix_fmt yuvj444p -qmin 1 -q:v 3 "$scratch/%03d.jpg"
 
 subscribers=5
+# Extra arguments for the generator, and the connections it should then hold.
+extra=()
+connections=$subscribers
+line=""
 # Runs the generator against server NAME started with the rest of the arguments for the given
 # measured seconds; every 5th event is checked byte for byte.
 check() { # name seconds command...
-  local name=$1 seconds=$2 url="" line i
+  local name=$1 seconds=$2 url="" i
   shift 2
   "$@" --bind 127.0.0.1:0 >"$scratch/$name.out" 2>"$scratch/$name.err" &
   server=$!
@@ -54,15 +62,38 @@ check() { # name seconds command...
   fi
   line=$(target/release/loadgen run --server "$name" --url "$url" --server-pid "$server" \
     --frames "$scratch" --fps 30 --subscribers "$subscribers" --duration "$seconds" --warmup 1 \
-    --sample-every 5 --label smoke)
+    --sample-every 5 --label smoke "${extra[@]}")
   echo "$line"
-  if [[ $line != *"\"connected\":$subscribers,"* ]]; then
+  if [[ $line != *"\"connected\":$connections,"* ]]; then
     echo "smoke: not every subscriber of $name connected" >&2
     exit 1
   fi
   stop
 }
 
-check framecast 2 target/release/framecast --no-test-pattern --max-subscribers-per-ip 1000000
+framecast=(target/release/framecast --no-test-pattern --max-subscribers-per-ip 1000000)
+check framecast 2 "${framecast[@]}"
 check floor 1 target/release/floor
-echo "smoke: loadgen checks passed (framecast and floor)"
+
+# Scaled variants: every viewer at width 160, the variant scaled once per frame, not per viewer.
+subscribers=3 connections=3 extra=(--query width=160)
+check framecast 1 "${framecast[@]}"
+python3 - "$line" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+counters = r["server_counters"]
+[variant] = counters["variants"]
+problems = []
+if r["event_dims"] != "160x120":
+    problems.append(f"scaled events were {r['event_dims']}, not 160x120")
+if not 0 < variant["scaled"] <= counters["published"]:
+    problems.append(f"{variant['scaled']} frames scaled for {counters['published']} published")
+if problems:
+    sys.exit("smoke: " + "; ".join(problems))
+EOF
+# Four streams per viewer: on one connection each, then on one connection per stream.
+subscribers=3 connections=3 extra=(--streams 4 --multiplex)
+check framecast 1 "${framecast[@]}"
+subscribers=2 connections=8 extra=(--streams 4)
+check framecast 1 "${framecast[@]}"
+echo "smoke: loadgen checks passed (framecast and floor; width, multiplexed and separate streams)"

@@ -12,9 +12,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::board::Board;
+use crate::board::{self, Board, Expect, Layout, Server};
 use crate::procfs::{self, Processes};
-use crate::publisher::{self, Schedule};
+use crate::publisher::{self, Published, Schedule};
 use crate::{IdleArgs, RunArgs, Target, frames, http, subscriber};
 
 /// Connections being set up at once: stays under the servers' listen backlogs.
@@ -37,34 +37,68 @@ struct Marks {
 
 /// `loadgen run`: returns false when an integrity check failed.
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    let target = &args.target;
+    let layout = Layout {
+        viewers: args.subscribers,
+        streams: usize::from(args.streams),
+        multiplex: args.multiplex,
+    };
+    if target.server != Server::Framecast && (args.multiplex || !args.query.is_empty()) {
+        bail!("--multiplex and --query need --server framecast");
+    }
+    let connections = layout.connections();
+    // Runs that use the newer options read framecast's counters and report more; the others'
+    // JSON lines stay as they were.
+    let extended = layout.streams > 1 || !args.query.is_empty() || !args.case.is_empty();
     let fd_limit = procfs::raise_fd_limit();
-    let needed = (args.subscribers + args.stalled + 16) as u64;
+    let needed = (connections + args.stalled + layout.streams + 16) as u64;
     if fd_limit < needed {
         bail!("{needed} sockets need more than the open-file limit of {fd_limit}");
     }
-    let target = &args.target;
     let addr = http::parse_base_url(&target.url)?;
     let frames = frames::load(&args.frames)?;
     let frame_bytes = frames.iter().map(|f| f.jpeg.len()).sum::<usize>() / frames.len();
     let stream = target.stream.clone().unwrap_or_else(fresh_name);
+    let streams = board::stream_names(&stream, layout.streams);
     let mut board = Board::new(
         target.server,
-        stream.clone(),
+        streams.clone(),
         frames,
-        args.subscribers,
+        layout,
         args.sample_every,
     );
     board.scan_all = args.scan_all;
+    let width = board::asked_width(&args.query);
+    if width.is_some() {
+        board.expect = Expect::Scaled;
+    }
     let board = Rc::new(board);
 
-    let request: Rc<[u8]> = target.server.subscribe_request(&stream).into();
+    // One request for all streams (multiplexed), or one per stream: connection `c` sends
+    // `requests[c % requests.len()]`, as `Layout::carried` expects.
+    let requests: Vec<Rc<[u8]>> = if layout.multiplex {
+        vec![
+            target
+                .server
+                .subscribe_request(&streams, &args.query)
+                .into(),
+        ]
+    } else {
+        streams
+            .iter()
+            .map(|name| {
+                let one = std::slice::from_ref(name);
+                target.server.subscribe_request(one, &args.query).into()
+            })
+            .collect()
+    };
     let connect_started = Instant::now();
-    let handles = open_subscribers(&board, args.subscribers, addr, &request);
+    let handles = open_subscribers(&board, connections, addr, &requests);
     let mut stalled = Vec::with_capacity(args.stalled);
     for _ in 0..args.stalled {
-        stalled.push(subscriber::stall(addr, request.clone()).await?);
+        stalled.push(subscriber::stall(addr, requests[0].clone()).await?);
     }
-    wait_for_connections(&board, args.subscribers).await;
+    wait_for_connections(&board, connections).await;
     let connect_time = connect_started.elapsed();
 
     let server = Processes::new(target.server_pids.clone());
@@ -79,11 +113,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
 
     let (mut opened, mut closed) = (Marks::default(), Marks::default());
     let schedule = Schedule {
+        // A moment for every publisher to connect before the first tick.
+        start: tokio::time::Instant::now() + Duration::from_millis(20),
         fps: args.fps,
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
     };
-    let published = publisher::run(&board, addr, schedule, |opening| {
+    // Streams after the first publish in their own tasks, their ticks spread over the period.
+    let period = Duration::from_secs_f64(1.0 / args.fps);
+    let others: Vec<JoinHandle<anyhow::Result<Published>>> = (1..layout.streams)
+        .map(|stream| {
+            let board = board.clone();
+            let phase = period.mul_f64(stream as f64 / layout.streams as f64);
+            tokio::task::spawn_local(async move {
+                publisher::run(&board, stream, addr, schedule, phase, |_| {}).await
+            })
+        })
+        .collect();
+    let first = publisher::run(&board, 0, addr, schedule, Duration::ZERO, |opening| {
         let marks = Marks {
             server_cpu: server.cpu_seconds(),
             own_cpu: me.cpu_seconds(),
@@ -96,11 +143,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         }
     })
     .await?;
+    let mut per_stream = vec![first];
+    for other in others {
+        per_stream.push(other.await??);
+    }
+    let last_seqs: Vec<u64> = per_stream.iter().map(|p| p.last_seq).collect();
+    let published = combine(&per_stream);
     let drain_until = Instant::now() + DRAIN;
-    while Instant::now() < drain_until && !all_caught_up(&board, published.last_seq) {
+    while Instant::now() < drain_until && !all_caught_up(&board, &last_seqs) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sampler.abort();
+    // framecast's own count of the frames it published and scaled, read while the
+    // subscribers (who keep the variants alive) are still connected.
+    let counters = if extended && target.server == Server::Framecast {
+        match server_counters(addr, &streams).await {
+            Ok(counters) => Some(counters),
+            Err(err) => {
+                eprintln!("loadgen: reading /streams: {err:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     drop(stalled);
     for handle in &handles {
         handle.abort();
@@ -110,21 +176,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let window = published.window.as_secs_f64();
     let clients = board.clients.borrow();
     let connected = clients.iter().filter(|c| c.ready).count();
-    let expected = published.accepted.max(1) as f64;
+    // One drop ratio per connection and stream carried (per subscriber, with one stream).
     let mut drops: Vec<f64> = clients
         .iter()
-        .map(|c| {
-            if c.ready {
-                (1.0 - c.events as f64 / expected).max(0.0)
-            } else {
-                1.0
-            }
+        .flat_map(|c| {
+            c.tallies.iter().enumerate().map(|(i, tally)| {
+                let expected = per_stream[c.first_stream + i].accepted.max(1) as f64;
+                if c.ready {
+                    (1.0 - tally.events as f64 / expected).max(0.0)
+                } else {
+                    1.0
+                }
+            })
         })
         .collect();
     drops.sort_by(f64::total_cmp);
-    let events: u64 = clients.iter().map(|c| c.events).sum();
-    let disorder: u64 = clients.iter().map(|c| c.disorder).sum();
+    let events: u64 = clients.iter().map(|c| c.events()).sum();
+    let disorder: u64 = clients.iter().map(|c| c.disorder()).sum();
     let unparsed: u64 = clients.iter().map(|c| c.unparsed).sum();
+    let foreign: u64 = clients.iter().map(|c| c.foreign).sum();
     let first_error = clients.iter().find_map(|c| c.error.clone());
     let mut latencies = board.latencies_us.take();
     latencies.sort_unstable();
@@ -168,15 +238,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if unparsed > 0 {
         integrity.push(format!("{unparsed} frame events had no readable seq"));
     }
+    if foreign > 0 {
+        integrity.push(format!(
+            "{foreign} frame events of a stream their connection did not ask for"
+        ));
+    }
     let passed = integrity.is_empty()
-        && connected == subscribers
+        && connected == connections
         && accept_ratio >= args.min_accept
         && drop_mean < args.max_drop
         && (subscribers == 0 || p99 < args.max_p99_ms);
     let own_share = own_cpu / window;
     let (tcp_pressure, _) = procfs::tcp_mem_limits();
+    let per = |total: f64, count: u64| {
+        if count > 0 { total / count as f64 } else { 0.0 }
+    };
+    let cpu_ms_per_frame = per(server_cpu * 1e3, published.accepted);
+    let cpu_us_per_event = per(server_cpu * 1e6, events);
 
-    let line = json!({
+    let mut line = json!({
         "mode": "run",
         "server": target.server.name(),
         "label": target.label,
@@ -228,18 +308,63 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         "integrity": integrity,
         "pass": passed,
     });
+    if extended {
+        let object = line.as_object_mut().expect("a JSON object");
+        let mut add = |key: &str, value: serde_json::Value| {
+            object.insert(key.to_string(), value);
+        };
+        add("case", json!(args.case));
+        add("streams", json!(layout.streams));
+        add("multiplex", json!(layout.multiplex));
+        add("connections", json!(connections));
+        add("query", json!(args.query.join("&")));
+        add("width", json!(width));
+        add(
+            "event_dims",
+            json!(board.event_dims.get().map(|(w, h)| format!("{w}x{h}"))),
+        );
+        add("events", json!(events));
+        add("foreign", json!(foreign));
+        add("server_cpu_ms_per_frame", json!(round(cpu_ms_per_frame, 4)));
+        add("server_cpu_us_per_event", json!(round(cpu_us_per_event, 3)));
+        add(
+            "server_counters",
+            counters
+                .as_ref()
+                .map_or(serde_json::Value::Null, Counters::to_json),
+        );
+    }
     println!("{line}");
 
-    eprintln!(
-        "{} {}: {} subscribers ({} connected, {} stalled), {} fps for {:.1} s",
-        target.server.name(),
-        target.label,
-        subscribers,
-        connected,
-        args.stalled,
-        args.fps,
-        window
-    );
+    if layout.streams > 1 {
+        eprintln!(
+            "{} {}: {} subscribers × {} streams on {} connections ({} connected, {} stalled), \
+             {} fps per stream for {:.1} s",
+            target.server.name(),
+            target.label,
+            subscribers,
+            layout.streams,
+            connections,
+            connected,
+            args.stalled,
+            args.fps,
+            window
+        );
+    } else {
+        eprintln!(
+            "{} {}: {} subscribers ({} connected, {} stalled), {} fps for {:.1} s",
+            target.server.name(),
+            target.label,
+            subscribers,
+            connected,
+            args.stalled,
+            args.fps,
+            window
+        );
+    }
+    if !args.query.is_empty() {
+        eprintln!("  query     &{}", args.query.join("&"));
+    }
     eprintln!(
         "  ingest    {}/{} offered frames accepted ({:.1} %); publish round trip p50 {:.2} ms, p99 {:.2} ms",
         published.accepted,
@@ -257,15 +382,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         frame_bytes as f64 / 1e3
     );
     eprintln!(
-        "  drops     mean {:.2} %, p99 {:.2} %, worst {:.2} % per subscriber",
+        "  drops     mean {:.2} %, p99 {:.2} %, worst {:.2} % per {}",
         drop_mean * 100.0,
         percentile(&drops, 0.99) * 100.0,
-        percentile(&drops, 1.0) * 100.0
+        percentile(&drops, 1.0) * 100.0,
+        if layout.streams > 1 {
+            "connection and stream"
+        } else {
+            "subscriber"
+        }
     );
     eprintln!(
         "  latency   p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms (publish start → event received)"
     );
-    eprintln!("  checked   {checked} sampled events byte for byte, {mismatched} mismatched");
+    match board.expect {
+        Expect::Exact => {
+            eprintln!("  checked   {checked} sampled events byte for byte, {mismatched} mismatched")
+        }
+        Expect::Scaled => eprintln!(
+            "  checked   {checked} sampled scaled events decoded ({}), {mismatched} mismatched",
+            board
+                .event_dims
+                .get()
+                .map_or("none".to_string(), |(w, h)| format!("{w}x{h}"))
+        ),
+    }
     if !server.is_empty() {
         eprintln!(
             "  server    {:.2} CPU s in {:.1} s ({:.0} % of a core), RSS peak {:.1} MiB",
@@ -274,6 +415,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             server_cpu / window * 100.0,
             rss_peak.get() as f64 / 1024.0
         );
+        if extended {
+            eprintln!(
+                "            {cpu_ms_per_frame:.3} ms per frame published, \
+                 {cpu_us_per_event:.1} µs per frame event delivered"
+            );
+        }
+    }
+    if let Some(counters) = &counters {
+        for variant in &counters.variants {
+            eprintln!(
+                "  variant   width {}: {} frames scaled, {} failed, of {} published (whole run)",
+                variant.width, variant.scaled, variant.failed, counters.published
+            );
+        }
     }
     if tcp_peak.get() >= tcp_pressure && tcp_pressure > 0 {
         eprintln!(
@@ -314,7 +469,13 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     } = &args.target;
     let addr = http::parse_base_url(url)?;
     let stream = stream.clone().unwrap_or_else(fresh_name);
-    let board = Rc::new(Board::new(*kind, stream.clone(), Vec::new(), n, u64::MAX));
+    let board = Rc::new(Board::new(
+        *kind,
+        vec![stream.clone()],
+        Vec::new(),
+        Layout::single(n),
+        u64::MAX,
+    ));
     let server = Processes::new(server_pids.clone());
     let me = Processes::new(vec![0]);
     let settle = Duration::from_secs_f64(args.settle);
@@ -322,8 +483,10 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     let before = server.rss_kib();
     let own_before = me.rss_kib();
     let started = Instant::now();
-    let request: Rc<[u8]> = kind.subscribe_request(&stream).into();
-    let handles = open_subscribers(&board, n, addr, &request);
+    let request: Rc<[u8]> = kind
+        .subscribe_request(std::slice::from_ref(&stream), &[])
+        .into();
+    let handles = open_subscribers(&board, n, addr, &[request]);
     wait_for_connections(&board, n).await;
     let connect_time = started.elapsed();
     tokio::time::sleep(settle).await;
@@ -373,11 +536,12 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     Ok(connected == n && still_open == n)
 }
 
+/// Opens `n` connections; connection `index` sends `requests[index % requests.len()]`.
 fn open_subscribers(
     board: &Rc<Board>,
     n: usize,
     addr: SocketAddr,
-    request: &Rc<[u8]>,
+    requests: &[Rc<[u8]>],
 ) -> Vec<JoinHandle<()>> {
     let connecting = Arc::new(Semaphore::new(CONNECT_AT_ONCE));
     (0..n)
@@ -386,7 +550,7 @@ fn open_subscribers(
                 board.clone(),
                 index,
                 addr,
-                request.clone(),
+                requests[index % requests.len()].clone(),
                 connecting.clone(),
             ))
         })
@@ -403,12 +567,106 @@ async fn wait_for_connections(board: &Board, n: usize) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn all_caught_up(board: &Board, last_seq: u64) -> bool {
+fn all_caught_up(board: &Board, last_seqs: &[u64]) -> bool {
     board
         .clients
         .borrow()
         .iter()
-        .all(|c| !c.ready || c.error.is_some() || c.last_seq >= last_seq)
+        .all(|c| !c.ready || c.error.is_some() || c.caught_up(last_seqs))
+}
+
+/// The streams' publishing, summed: offered, accepted and refused frames, round trips.
+fn combine(per_stream: &[Published]) -> Published {
+    let first = &per_stream[0];
+    Published {
+        offered: per_stream.iter().map(|p| p.offered).sum(),
+        accepted: per_stream.iter().map(|p| p.accepted).sum(),
+        refused: per_stream.iter().map(|p| p.refused).sum(),
+        first_refusal: per_stream.iter().find_map(|p| p.first_refusal.clone()),
+        round_trips_us: per_stream
+            .iter()
+            .flat_map(|p| p.round_trips_us.iter().copied())
+            .collect(),
+        last_seq: first.last_seq,
+        window: first.window,
+    }
+}
+
+/// One scaled width as `GET /streams` counts it, summed over the run's streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VariantCount {
+    width: u64,
+    scaled: u64,
+    failed: u64,
+}
+
+/// framecast's own counters for the run's streams (`GET /streams`), summed over them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Counters {
+    /// Frames the server published, warm-up and window alike.
+    published: u64,
+    /// Per width being watched, frames scaled and frames that failed to scale.
+    variants: Vec<VariantCount>,
+}
+
+impl Counters {
+    /// Reads the counters of `streams` from a `GET /streams` answer.
+    fn from_streams_json(body: &[u8], streams: &[String]) -> anyhow::Result<Counters> {
+        let all: serde_json::Value = serde_json::from_slice(body)?;
+        let Some(list) = all["streams"].as_array() else {
+            bail!("no \"streams\" list in {}", String::from_utf8_lossy(body));
+        };
+        let mut counters = Counters::default();
+        for entry in list {
+            let named = entry["name"].as_str();
+            if !named.is_some_and(|name| streams.iter().any(|s| s == name)) {
+                continue;
+            }
+            counters.published += entry["published"].as_u64().unwrap_or(0);
+            let variants = entry["variants"].as_array().map(Vec::as_slice);
+            for variant in variants.unwrap_or_default() {
+                let width = variant["width"].as_u64().unwrap_or(0);
+                let at = match counters.variants.iter().position(|v| v.width == width) {
+                    Some(at) => at,
+                    None => {
+                        counters.variants.push(VariantCount {
+                            width,
+                            scaled: 0,
+                            failed: 0,
+                        });
+                        counters.variants.len() - 1
+                    }
+                };
+                let count = &mut counters.variants[at];
+                count.scaled += variant["scaled"].as_u64().unwrap_or(0);
+                count.failed += variant["failed"].as_u64().unwrap_or(0);
+            }
+        }
+        counters.variants.sort_by_key(|v| v.width);
+        Ok(counters)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "published": self.published,
+            "variants": self.variants.iter().map(|v| json!({
+                "width": v.width,
+                "scaled": v.scaled,
+                "failed": v.failed,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// framecast's counters for `streams`, from `GET /streams`.
+async fn server_counters(addr: SocketAddr, streams: &[String]) -> anyhow::Result<Counters> {
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), http::get(addr, "/streams"))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))??;
+    if status != 200 {
+        bail!("status {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Counters::from_streams_json(&body, streams)
 }
 
 async fn sample_memory(server: Processes, rss_peak: Rc<Cell<u64>>, tcp_peak: Rc<Cell<u64>>) {
@@ -456,4 +714,57 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
 fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_sum_the_runs_streams_by_width() {
+        let body = br#"{"streams":[
+            {"name":"b-1","published":40,"variants":[{"width":320,"scaled":39,"failed":0}]},
+            {"name":"b-2","published":41,"variants":[{"width":160,"scaled":2,"failed":1},
+                                                      {"width":320,"scaled":41,"failed":0}]},
+            {"name":"other","published":7,"variants":[{"width":320,"scaled":7,"failed":0}]},
+            {"name":"b-3","published":5}
+        ],"viewers":3}"#;
+        let streams = board::stream_names("b", 3);
+        let counters = Counters::from_streams_json(body, &streams).unwrap();
+        assert_eq!(counters.published, 86);
+        assert_eq!(
+            counters.variants,
+            [
+                VariantCount {
+                    width: 160,
+                    scaled: 2,
+                    failed: 1
+                },
+                VariantCount {
+                    width: 320,
+                    scaled: 80,
+                    failed: 0
+                },
+            ]
+        );
+        assert!(Counters::from_streams_json(b"{}", &streams).is_err());
+    }
+
+    #[test]
+    fn publishing_of_several_streams_adds_up() {
+        let one = |accepted, last_seq| Published {
+            offered: 10,
+            accepted,
+            refused: 10 - accepted,
+            first_refusal: (accepted < 10).then(|| "429".to_string()),
+            round_trips_us: vec![1; accepted as usize],
+            last_seq,
+            window: Duration::from_secs(1),
+        };
+        let all = combine(&[one(10, 12), one(8, 11)]);
+        assert_eq!((all.offered, all.accepted, all.refused), (20, 18, 2));
+        assert_eq!(all.first_refusal.as_deref(), Some("429"));
+        assert_eq!(all.round_trips_us.len(), 18);
+        assert_eq!(all.last_seq, 12);
+    }
 }

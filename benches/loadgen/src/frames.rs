@@ -57,6 +57,19 @@ fn read(file: &Path) -> anyhow::Result<Frame> {
     })
 }
 
+/// Decodes `jpeg` (zune-jpeg, the decoder framecast scales with) and returns the width and
+/// height of the pixels it gave: a scaled event's JPEG is checked this way, as it cannot be
+/// compared with anything byte for byte.
+pub fn decoded_dimensions(jpeg: &[u8]) -> Result<(u16, u16), String> {
+    let mut decoder = zune_jpeg::JpegDecoder::new(jpeg);
+    decoder.decode().map_err(|err| err.to_string())?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| "no dimensions".to_string())?;
+    let narrow = |n: usize| u16::try_from(n).map_err(|_| format!("{n} pixels is too large"));
+    Ok((narrow(width)?, narrow(height)?))
+}
+
 /// Width and height from the first start-of-frame segment.
 fn dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
     if !jpeg.starts_with(&[0xFF, 0xD8]) {

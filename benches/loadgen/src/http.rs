@@ -230,6 +230,16 @@ pub async fn exchange(
     Ok((head.status, body))
 }
 
+/// `GET path` on a connection of its own: the status and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut conn = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut buf = Vec::new();
+    exchange(&mut conn, head.as_bytes(), &[], &mut buf).await
+}
+
 async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<()> {
     buf.reserve(8 * 1024);
     if conn.read_buf(buf).await? == 0 {

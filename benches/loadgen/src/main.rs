@@ -56,7 +56,8 @@ struct Target {
     /// Server process(es) to read CPU time and memory of (repeatable: nginx master and worker).
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
-    /// Stream (Nchan channel) to use; default: a fresh name per run.
+    /// Stream (Nchan channel) to use; default: a fresh name per run. With `--streams K` above
+    /// 1, the streams are this name followed by `-1` … `-K`.
     #[arg(long)]
     stream: Option<String>,
     /// Free text copied into the JSON line (e.g. `480p`).
@@ -74,9 +75,27 @@ struct RunArgs {
     /// Frames offered per second.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
-    /// Subscribers that read everything.
+    /// Subscribers that read everything (viewers: each watches every stream, see --streams).
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
+    /// Streams to publish to, each at --fps with the same frames (one publishing connection
+    /// each, ticks spread over the period). Every subscriber watches all of them: on one
+    /// connection with --multiplex, else on one connection per stream.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    streams: u16,
+    /// Each subscriber carries every stream on ONE connection
+    /// (`/events?stream=a&stream=b…`, framecast only).
+    #[arg(long)]
+    multiplex: bool,
+    /// Extra query parameter for every subscriber's URL, `KEY=VALUE` (repeatable; framecast
+    /// only), e.g. `width=320`. With `width`, events carry a scaled JPEG: sampled events are
+    /// checked to decode to the size they announce (narrower, same aspect ratio), not byte for
+    /// byte; `seq`, latency and drops are counted as usual.
+    #[arg(long = "query", value_parser = board::query_param)]
+    query: Vec<String>,
+    /// Free text copied into the JSON line as `case` (benches/run.sh names its extra cases so).
+    #[arg(long = "case", default_value = "")]
+    case: String,
     /// Extra subscribers that never read (stalled), to show the publisher does not notice them.
     #[arg(long, default_value_t = 0)]
     stalled: usize,

@@ -1,8 +1,11 @@
-//! The publisher: one keep-alive connection sending a frame every `1/fps` seconds, like a camera.
+//! The publisher: one keep-alive connection per stream sending a frame every `1/fps` seconds,
+//! like a camera.
 //!
 //! It never sends faster than the clock: if a publish takes longer than one period, the ticks
 //! it overran are skipped (a camera drops frames it cannot send), so they count as offered but
-//! not accepted.
+//! not accepted. A run with several streams runs one of these per stream, concurrently on the
+//! same thread, with their ticks spread evenly over the period (cameras are not in step); the
+//! measured window opens and closes at the same instants for all of them.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +40,8 @@ pub struct Published {
 /// What the loop needs to know about the run's timing.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
+    /// When publishing starts (every stream's warm-up counts from here).
+    pub start: Instant,
     /// Frames per second.
     pub fps: f64,
     /// Publishing before the window opens.
@@ -45,19 +50,22 @@ pub struct Schedule {
     pub duration: Duration,
 }
 
-/// Publishes until the window closes. `on_window` is called as it opens and as it closes.
+/// Publishes to stream `stream` of the board until the window closes, its ticks `phase` after
+/// the schedule's. `on_window` is called as the window opens and as it closes.
 pub async fn run(
     board: &Board,
+    stream: usize,
     addr: SocketAddr,
     schedule: Schedule,
+    phase: Duration,
     mut on_window: impl FnMut(bool),
 ) -> anyhow::Result<Published> {
     let mut conn = connect(addr).await?;
     let period = Duration::from_secs_f64(1.0 / schedule.fps);
-    let mut ticks = tokio::time::interval(period);
+    let mut ticks = tokio::time::interval_at(schedule.start + phase, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let start = Instant::now();
-    let window_opens = start + schedule.warmup;
+    let name = &board.streams[stream];
+    let window_opens = schedule.start + schedule.warmup;
     let window_closes = window_opens + schedule.duration;
 
     let mut out = Published {
@@ -75,7 +83,7 @@ pub async fn run(
         }
         if !in_window && tick >= window_opens {
             in_window = true;
-            board.window_start.set(next_seq);
+            board.window_start[stream].set(next_seq);
             on_window(true);
         }
         let frame_index = ordinal % board.frames.len();
@@ -83,18 +91,18 @@ pub async fn run(
         let (path, content_type, payload): (&str, &str, &[u8]) = match board.server {
             Server::Framecast | Server::Floor => ("/frames", "image/jpeg", &frame.jpeg),
             Server::Nchan => {
-                envelope(&mut body, &board.stream, next_seq, frame);
+                envelope(&mut body, name, next_seq, frame);
                 ("/pub", "application/json", &body)
             }
         };
         let head = format!(
             "POST {path}?stream={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
              Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            board.stream,
+            name,
             payload.len()
         );
         let sent_at = Instant::now();
-        board.note_sent(next_seq, frame_index);
+        board.note_sent(stream, next_seq, frame_index);
         let (status, reply) =
             match http::exchange(&mut conn, head.as_bytes(), payload, &mut buf).await {
                 Ok(answer) => answer,
@@ -115,7 +123,7 @@ pub async fn run(
                 Server::Framecast | Server::Floor => {
                     let seq = framecast_seq(&reply)?;
                     if seq != next_seq {
-                        board.renumber(next_seq, seq);
+                        board.renumber(stream, next_seq, seq);
                     }
                     seq
                 }

@@ -262,6 +262,16 @@ pub fn seq_in(head: &[u8]) -> Option<u64> {
     number_after(head, b"\"seq\":")
 }
 
+/// The name after `"stream":"` in a JSON head, up to its closing quote, if it is there (stream
+/// names need no JSON escaping: letters, digits, `-`, `_`, `.`).
+pub fn stream_in(head: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"stream\":\"";
+    let at = find(head, KEY)? + KEY.len();
+    let name = &head[at..];
+    let end = memchr::memchr(b'"', name)?;
+    Some(&name[..end])
+}
+
 /// The whole length of a frame event's data, worked out from its head: both servers' frame
 /// JSON ends with `"jpeg":"<base64 of size bytes>"}`.
 pub fn frame_data_len(head: &[u8]) -> Option<usize> {
@@ -407,6 +417,18 @@ mod tests {
             }
             assert_eq!(out.0.events, expected, "piece {piece}");
         }
+    }
+
+    #[test]
+    fn the_stream_is_found_in_a_head() {
+        let head = br#"{"stream":"cam-12","seq":3,"ts":1}"#;
+        assert_eq!(stream_in(head), Some(&b"cam-12"[..]));
+        assert_eq!(
+            stream_in(br#"{"stream":"cut"#),
+            None,
+            "no closing quote yet"
+        );
+        assert_eq!(stream_in(br#"{"seq":3}"#), None);
     }
 
     #[test]
