@@ -42,6 +42,10 @@ cargo test --workspace -- --test-threads 2
 step "release build, and a few seconds of the benchmark harness"
 cargo build --release --workspace
 bash benches/smoke.sh
+step "attack suite, short form (the long form: cargo run --release -p attacks -- --long)"
+# The binary the workspace build made: `cargo run -p attacks` alone would rebuild its
+# dependencies with other features.
+target/release/attacks
 
 step "web: install, typecheck, unit tests, build, package, browser tests"
 cd web
