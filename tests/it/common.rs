@@ -362,3 +362,28 @@ pub fn ffmpeg_test_source(muxer: &str, options: &[&str], output: &str) -> tokio:
         .kill_on_drop(true);
     ffmpeg
 }
+
+/// Publishes `frames` to `stream` every `interval` until aborted, from a task.
+pub fn publish_every(
+    server: &TestServer,
+    stream: &str,
+    frames: Vec<Vec<u8>>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let url = server.url(&format!("/frames?stream={stream}"));
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut ticks = tokio::time::interval(interval);
+        for frame in frames.iter().cycle() {
+            ticks.tick().await;
+            let response = client
+                .post(&url)
+                .header("content-type", "image/jpeg")
+                .body(frame.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    })
+}

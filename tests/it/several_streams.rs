@@ -6,32 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
-use crate::common::{EventReader, TestServer, parse_block, sample_jpeg};
-
-/// Publishes `frames` to `stream` every `interval` until aborted, from a task.
-fn publish_every(
-    server: &TestServer,
-    stream: &str,
-    frames: Vec<Vec<u8>>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let url = server.url(&format!("/frames?stream={stream}"));
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut ticks = tokio::time::interval(interval);
-        for frame in frames.iter().cycle() {
-            ticks.tick().await;
-            let response = client
-                .post(&url)
-                .header("content-type", "image/jpeg")
-                .body(frame.clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-        }
-    })
-}
+use crate::common::{EventReader, TestServer, parse_block, publish_every, sample_jpeg};
 
 #[tokio::test]
 async fn one_connection_carries_each_stream_byte_exact_and_in_order() {

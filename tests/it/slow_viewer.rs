@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
-use crate::common::{EventReader, TestServer, eventually, sample_jpeg};
+use crate::common::{EventReader, TestServer, eventually, publish_every, sample_jpeg};
 
 /// Opens an event stream with a tiny receive window and never reads from it. `HTTP/1.1` goes
 /// the direct path, `HTTP/1.0` through hyper.
@@ -88,24 +88,7 @@ async fn a_viewer_that_accepts_nothing_for_the_send_timeout_is_dropped_on_either
 
     // Frames keep coming, so both stalled connections fill up and stay full.
     let frame = sample_jpeg(480, 360, 1);
-    let publisher = {
-        let url = server.url("/frames?stream=s");
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut ticks = tokio::time::interval(FRAME_INTERVAL);
-            loop {
-                ticks.tick().await;
-                let response = client
-                    .post(&url)
-                    .header("content-type", "image/jpeg")
-                    .body(frame.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-            }
-        })
-    };
+    let publisher = publish_every(&server, "s", vec![frame], FRAME_INTERVAL);
     let reader = tokio::spawn(async move { while healthy.next_frame().await.is_some() {} });
 
     eventually("only the healthy viewer is left", || async {
