@@ -11,7 +11,8 @@
 //!   than the one `If-None-Match` names (or the first frame at all), or 304 when none came.
 //!
 //! An unknown stream is 404 (a snapshot never creates one); a stream without a frame yet is
-//! 503 with `Retry-After`.
+//! 503 with `Retry-After`. While it is answered, a snapshot counts as one of its client's
+//! viewers (`--max-subscribers-per-ip`), so long polls cannot hold every slot.
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +21,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::client::Client;
 use super::{AppState, access};
 use crate::error::Error;
 use crate::stream_name::StreamName;
@@ -74,12 +76,20 @@ impl SnapshotQuery {
 /// Answers with the stream's newest frame, or 304, 404 or 503.
 pub async fn get_snapshot(
     State(state): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let query = SnapshotQuery::parse(query.as_deref(), &state.config.variant_widths)?;
     let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
     reader.check_watch_all(std::slice::from_ref(&query.stream))?;
+    // A snapshot holds a subscription while it waits, so it counts as one of its client's
+    // viewers: `?wait=` cannot be used to hold every viewer slot.
+    let _quota =
+        state
+            .quotas
+            .subscribers
+            .take_for(client, "event streams", "--max-subscribers-per-ip")?;
     let Some(mut subscription) = state.hub.subscribe_existing(&query.stream, query.width)? else {
         return Err(Error::NoSuchStream(query.stream.to_string()));
     };

@@ -215,3 +215,45 @@ async fn a_stream_without_a_frame_is_503_or_waits_for_its_first() {
     assert_eq!(server.post_jpeg("later", &frame).await.0, 200);
     assert_eq!(waiting.await.unwrap().to_vec(), frame);
 }
+
+#[tokio::test]
+async fn waiting_snapshots_count_against_their_clients_viewer_quota() {
+    let server = TestServer::start_with(|config| config.max_subscribers_per_ip = 2).await;
+    assert_eq!(
+        server.post_jpeg("cam", &sample_jpeg(32, 32, 1)).await.0,
+        200
+    );
+    // Two long polls for a frame that does not come hold both of this client's slots...
+    let mut polls = Vec::new();
+    for _ in 0..2 {
+        let url = server.url("/snapshot?stream=cam&wait=5");
+        polls.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("if-none-match", "\"1\"")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    crate::common::eventually("both polls are waiting", || async {
+        server.stream_status("cam").await["subscribers"] == 2
+    })
+    .await;
+    // ...so a third, or an event stream, is refused with 429.
+    assert_eq!(
+        snapshot(&server, "stream=cam&wait=5", Some("\"1\""))
+            .await
+            .0,
+        429
+    );
+    let events = reqwest::get(server.url("/events?stream=cam"))
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 429);
+    for poll in polls {
+        assert_eq!(poll.await.unwrap(), 304);
+    }
+}
