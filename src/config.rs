@@ -143,6 +143,20 @@ pub struct Config {
     )]
     pub publish_token_file: Option<PathBuf>,
 
+    /// A token Prometheus (or anything else) must send to read `GET /metrics`, as
+    /// `Authorization: Bearer TOKEN`. Unset: `/metrics` is open unless access tokens (JWT) are
+    /// configured, in which case it takes one that may watch every stream (`subscribe: ["*"]`).
+    #[arg(long, env = "FRAMECAST_METRICS_TOKEN", value_parser = Secret::new, hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// A file holding the metrics token (its first line).
+    #[arg(
+        long,
+        env = "FRAMECAST_METRICS_TOKEN_FILE",
+        conflicts_with = "metrics_token"
+    )]
+    pub metrics_token_file: Option<PathBuf>,
+
     /// Secret that access tokens (JWT, HS256) are signed with, at least 32 bytes (`openssl rand
     /// -hex 32`). When set, watching a stream needs a token that allows it; see the README's
     /// Security section for the claims.
@@ -304,6 +318,14 @@ impl Config {
         match &self.publish_token_file {
             Some(path) => read_secret_file(path, "publish token").map(Some),
             None => Ok(self.publish_token.clone()),
+        }
+    }
+
+    /// The metrics token, from `--metrics-token` or read from `--metrics-token-file`.
+    pub fn metrics_token(&self) -> Result<Option<Secret>, String> {
+        match &self.metrics_token_file {
+            Some(path) => read_secret_file(path, "metrics token").map(Some),
+            None => Ok(self.metrics_token.clone()),
         }
     }
 

@@ -161,6 +161,11 @@ impl Grant {
         self.subscribe.matches(stream)
     }
 
+    /// Whether the token may watch every stream, whatever its name (`subscribe: ["*"]`).
+    pub fn may_subscribe_all(&self) -> bool {
+        self.subscribe.0.iter().any(|pattern| pattern == "*")
+    }
+
     /// Whether the token may publish to `stream` (a valid stream name).
     pub fn may_publish(&self, stream: &str) -> bool {
         self.publish.matches(stream)

@@ -40,6 +40,7 @@
 //!   `http::access`, and what one client may hold is `http::quota`.
 //! - [`server`]: the accept loop, and the direct path that serves idle-cheap event streams.
 //! - [`error`]: errors → HTTP, the one place a status code is chosen.
+//! - [`metrics`]: what `GET /metrics` reports, read from the hub's counters when scraped.
 //! - [`secret`]: tokens, compared in constant time and never shown.
 //! - [`jwt`]: access tokens minted by the operator's backend, verified into a grant.
 //! - [`shutdown`]: the signal every long-lived task stops on.
@@ -51,6 +52,7 @@ pub mod http;
 pub mod hub;
 pub mod jpeg;
 pub mod jwt;
+pub mod metrics;
 pub mod mjpeg;
 pub mod publish;
 pub mod scale;
@@ -88,6 +90,7 @@ impl App {
     /// Checks `config` and creates the streams its sources feed.
     pub fn new(mut config: Config) -> anyhow::Result<App> {
         config.publish_token = config.publish_token().map_err(anyhow::Error::msg)?;
+        config.metrics_token = config.metrics_token().map_err(anyhow::Error::msg)?;
         let verifier = config.verifier().map_err(anyhow::Error::msg)?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
@@ -144,15 +147,17 @@ impl App {
                 .local_addr()
                 .is_ok_and(|addr| addr.ip().is_loopback())
         });
+        let metrics = Arc::new(metrics::Metrics::new());
         let state = http::AppState::new(
             hub,
             Arc::new(config),
             verifier,
             shutdown.clone(),
             loopback_only,
+            metrics.clone(),
         );
         let router = http::router(state);
-        server::serve(listeners, router, limits, tls, shutdown).await?;
+        server::serve(listeners, router, limits, tls, &metrics, shutdown).await?;
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 pub use send_timeout::SendTimeout;
 
@@ -144,15 +145,17 @@ pub fn fit_to_fd_limit(max_connections: usize, fd_limit: Option<u64>) -> usize {
 /// Serves `router` on every one of `listeners` until `shutdown` fires, then closes every
 /// connection.
 ///
-/// With `tls`, every connection is HTTPS, HTTP/2 or HTTP/1.1 as the client prefers.
+/// With `tls`, every connection is HTTPS, HTTP/2 or HTTP/1.1 as the client prefers. Open
+/// connections are tracked in `metrics`, where `/metrics` reads them.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
     limits: ConnectionLimits,
     tls: Option<tls::Tls>,
+    metrics: &Metrics,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let connections = tokio_util::task::TaskTracker::new();
+    let connections = metrics.connections.clone();
     let overflow = tokio_util::task::TaskTracker::new();
     let mut incoming = futures_util::stream::select_all(
         listeners
@@ -178,6 +181,7 @@ pub async fn serve(
             continue;
         };
         if connections.len() >= limits.max_connections {
+            metrics.record_refused();
             if overflow.len() < OVERFLOW_CONNECTIONS {
                 overflow.spawn(serve_overflow(socket, peer, router.clone()));
             } else {
@@ -185,6 +189,7 @@ pub async fn serve(
             }
             continue;
         }
+        metrics.record_accepted();
         // Frames are written whole; waiting to coalesce small writes only adds latency.
         if let Err(err) = socket.set_nodelay(true) {
             tracing::debug!(%err, %peer, "could not set TCP_NODELAY");

@@ -9,7 +9,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 # System packages: ffmpeg and curl are driven by the integration tests, chromium by the
 # browser tests; PyJWT mints access tokens the way another implementation would; openssl
-# makes the certificates of the HTTPS tests.
+# makes the certificates of the HTTPS tests; Prometheus scrapes /metrics.
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v curl >/dev/null || missing+=(curl)
@@ -17,6 +17,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || missing+=(python3-jwt python3-cryptography)
+# Prometheus and promtool read /metrics as a real scraper would.
+[ -x /usr/bin/promtool ] || missing+=(prometheus)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   sudo=""

@@ -12,6 +12,8 @@
 //! reveals a stream needs a token that allows it: 401 when there is no valid token, 403 when
 //! a valid one does not cover the stream. `/healthz` stays open. Publishing needs the publish
 //! token or an access token whose `publish` patterns match, whenever either is configured.
+//! `/metrics` needs the metrics token (`--metrics-token`) or an access token that may watch
+//! every stream, whenever either is configured.
 //!
 //! Tokens are only ever verified or compared in constant time; no answer or log line repeats
 //! one.
@@ -122,6 +124,38 @@ pub fn check_publisher(
         // one, so say so rather than explain JWT.
         Err(_) if publish_token.is_some() && !looks_like_jwt(token) => {
             Err(Error::Unauthorized("the publish token is not valid".into()))
+        }
+        Err(err) => Err(Error::Unauthorized(err.to_string())),
+    }
+}
+
+/// Passes if the request may read `GET /metrics`, which names every stream: nothing is
+/// configured, or it carries the metrics token, or an access token that may watch every
+/// stream. Only as a bearer header: a token in a scrape URL would end up in logs.
+pub fn check_metrics_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
+    let metrics_token = state.config.metrics_token.as_ref();
+    if metrics_token.is_none() && state.verifier.is_none() {
+        return Ok(());
+    }
+    let Some(token) = bearer(headers).filter(|token| !token.is_empty()) else {
+        return Err(Error::Unauthorized(
+            "metrics need a token: send Authorization: Bearer <token>".into(),
+        ));
+    };
+    if metrics_token.is_some_and(|secret| secret.matches(token.as_bytes())) {
+        return Ok(());
+    }
+    let Some(verifier) = &state.verifier else {
+        return Err(Error::Unauthorized("the metrics token is not valid".into()));
+    };
+    match verifier.verify(token) {
+        Ok(grant) if grant.may_subscribe_all() => Ok(()),
+        Ok(_) => Err(Error::Forbidden(
+            "reading metrics needs an access token that may watch every stream (subscribe: [\"*\"])"
+                .into(),
+        )),
+        Err(_) if metrics_token.is_some() && !looks_like_jwt(token) => {
+            Err(Error::Unauthorized("the metrics token is not valid".into()))
         }
         Err(err) => Err(Error::Unauthorized(err.to_string())),
     }

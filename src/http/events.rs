@@ -187,7 +187,11 @@ fn open(
     let subscriptions = query
         .streams
         .iter()
-        .map(|name| state.hub.subscribe(name, query.width))
+        .map(|name| {
+            state
+                .hub
+                .subscribe(name, query.width, query.delivery.format.output())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(streams = ?query.streams, format = ?query.delivery.format, "subscriber joined");
     let mut viewer = Viewer::new(subscriptions, query.delivery, quota, state);

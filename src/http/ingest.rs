@@ -5,6 +5,7 @@
 //! `ffmpeg -f mjpeg` sends) goes through the shared splitter, and each frame is published the
 //! moment it is complete; a bad frame is counted and skipped, and the upload goes on.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -24,6 +25,7 @@ use super::quota::Reservation;
 use super::{AppState, access, cross_site};
 use crate::error::Error;
 use crate::hub::{Hub, SourceKind, Stream};
+use crate::metrics::UploadResult;
 use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
 use crate::publish::{SplitPublisher, publish_jpeg};
 use crate::stream_name::StreamName;
@@ -52,10 +54,26 @@ pub async fn post_frames(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, Error> {
-    cross_site::check_publisher(&headers, &state.config.publish_origins)?;
+    let result = upload(&state, client, query, &headers, body).await;
+    state.metrics.record_upload(match result {
+        Ok(_) => UploadResult::Published,
+        Err(_) => UploadResult::Failed,
+    });
+    result
+}
+
+/// Checks the upload and publishes what it brings.
+async fn upload(
+    state: &AppState,
+    client: Option<IpAddr>,
+    query: Result<Query<FramesQuery>, QueryRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, Error> {
+    cross_site::check_publisher(headers, &state.config.publish_origins)?;
     let Query(query) = query.map_err(|err| Error::BadQuery(err.body_text()))?;
     let name = StreamName::parse(query.stream.as_deref())?;
-    access::check_publisher(&state, &headers, query.access_token.as_deref(), &name)?;
+    access::check_publisher(state, headers, query.access_token.as_deref(), &name)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
@@ -86,7 +104,7 @@ pub async fn post_frames(
             if announced.is_some_and(|length| length > limit as u64) {
                 return Err(Error::TooLarge { limit });
             }
-            let bytes = read_single(&state, body.into_data_stream(), limit, &mut buffer).await?;
+            let bytes = read_single(state, body.into_data_stream(), limit, &mut buffer).await?;
             let encoded = publish_jpeg(stream, bytes)?;
             Ok(Json(json!({
                 "stream": name.as_str(),
@@ -96,14 +114,7 @@ pub async fn post_frames(
             })))
         }
         Upload::Continuous(framing) => {
-            read_continuous(
-                &state,
-                stream,
-                body.into_data_stream(),
-                framing,
-                &mut buffer,
-            )
-            .await
+            read_continuous(state, stream, body.into_data_stream(), framing, &mut buffer).await
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The HTTP surface: which route goes to which handler, and the layers around them.
 //!
-//! Reading routes (`/events`, `/mjpeg`, `/snapshot`, `/streams`, `/`, `/healthz`) are open to other origins through
+//! Reading routes (`/events`, `/mjpeg`, `/snapshot`, `/streams`, `/metrics`, `/`, `/healthz`) are open to other origins through
 //! CORS, without credentials. `POST /frames` is not: a web page on another site must not be
 //! able to publish into a stream, so its uploads are refused (`cross_site.rs`) unless its
 //! origin is in `--publish-origins`, which also get CORS for the upload.
@@ -11,6 +11,7 @@ mod cross_site;
 mod events;
 mod host;
 mod ingest;
+mod metrics;
 mod page;
 mod quota;
 mod snapshot;
@@ -28,6 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::jwt::Verifier;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 pub use quota::Quotas;
 use viewer::ViewerCount;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub verifier: Option<Arc<Verifier>>,
     /// Open event-stream responses.
     pub viewers: Arc<ViewerCount>,
+    /// What `GET /metrics` reports beyond the hub's own counters.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
         verifier: Option<Verifier>,
         shutdown: Shutdown,
         loopback_only: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let quotas = Arc::new(Quotas::new(&config));
         AppState {
@@ -77,6 +82,7 @@ impl AppState {
             quotas,
             verifier: verifier.map(Arc::new),
             viewers: Arc::default(),
+            metrics,
         }
     }
 }
@@ -91,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/snapshot", get(snapshot::get_snapshot))
         .route("/streams", get(status::get_streams))
         .route("/healthz", get(status::get_healthz))
+        .route("/metrics", get(metrics::get_metrics))
         .layer(cors);
     let mut writing = Router::new().route("/frames", post(ingest::post_frames));
     if !state.config.publish_origins.is_empty() {
@@ -101,6 +108,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             host::check_host,
+        ))
+        // Outermost, so that every answer is counted, refusals included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_responses,
         ))
         .with_state(state)
 }

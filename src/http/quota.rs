@@ -154,6 +154,11 @@ impl ByteBudget {
         self.limit
     }
 
+    /// Bytes held now, by all reservations.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     /// An empty reservation against this budget.
     pub fn reserve(self: &Arc<Self>) -> Reservation {
         Reservation {

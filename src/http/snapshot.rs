@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use super::client::Client;
 use super::{AppState, access};
 use crate::error::Error;
+use crate::hub::{Output, Subscription};
 use crate::stream_name::StreamName;
 
 /// Longest `?wait=` honoured.
@@ -90,7 +91,11 @@ pub async fn get_snapshot(
             .quotas
             .subscribers
             .take_for(client, "event streams", "--max-subscribers-per-ip")?;
-    let Some(mut subscription) = state.hub.subscribe_existing(&query.stream, query.width)? else {
+    let Some(mut subscription) =
+        state
+            .hub
+            .subscribe_existing(&query.stream, query.width, Output::Snapshot)?
+    else {
         return Err(Error::NoSuchStream(query.stream.to_string()));
     };
     let known = headers
@@ -105,7 +110,11 @@ pub async fn get_snapshot(
             .as_ref()
             .filter(|frame| known != Some(frame.seq));
         if let Some(frame) = newer {
-            return Ok(jpeg_response(frame, latest.status.state.as_str()));
+            return Ok(jpeg_response(
+                &subscription,
+                frame,
+                latest.status.state.as_str(),
+            ));
         }
         let waited_out = match deadline {
             None => true,
@@ -121,7 +130,11 @@ pub async fn get_snapshot(
             let latest = subscription.latest.borrow().clone();
             return match latest.frame {
                 Some(frame) if known == Some(frame.seq) => Ok(not_modified(frame.seq)),
-                Some(frame) => Ok(jpeg_response(&frame, latest.status.state.as_str())),
+                Some(frame) => Ok(jpeg_response(
+                    &subscription,
+                    &frame,
+                    latest.status.state.as_str(),
+                )),
                 None => Err(Error::NoFrameYet(query.stream.to_string())),
             };
         }
@@ -149,7 +162,15 @@ fn not_modified(seq: u64) -> Response {
     response
 }
 
-fn jpeg_response(frame: &crate::sse::EncodedFrame, state: &'static str) -> Response {
+/// `frame` as the answer to `subscription`'s snapshot request, counted as sent.
+fn jpeg_response(
+    subscription: &Subscription,
+    frame: &crate::sse::EncodedFrame,
+    state: &'static str,
+) -> Response {
+    subscription
+        .stream
+        .record_sent(Output::Snapshot, frame.frame.jpeg.len());
     let age = SystemTime::now()
         .duration_since(frame.frame.received_at)
         .unwrap_or(Duration::ZERO);

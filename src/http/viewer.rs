@@ -40,7 +40,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::AppState;
 use super::quota::ClientSlot;
-use crate::hub::{Latest, Subscription};
+use crate::hub::{Latest, Output, Subscription};
 use crate::mjpeg;
 use crate::sse::{self, EncodedFrame};
 use crate::status::Status;
@@ -83,6 +83,16 @@ pub enum Format {
     },
     /// `multipart/x-mixed-replace`: each frame one JPEG part, and nothing else.
     Mjpeg,
+}
+
+impl Format {
+    /// The output a viewer of this format counts under.
+    pub fn output(self) -> Output {
+        match self {
+            Format::Events { .. } => Output::Events,
+            Format::Mjpeg => Output::Mjpeg,
+        }
+    }
 }
 
 /// How a viewer wants its frames.
@@ -370,11 +380,14 @@ impl Follow {
         }
         self.last_seq = Some(frame.seq);
         self.next_due = delivery.min_interval.map(|interval| now + interval);
-        match delivery.format {
+        let bytes = match delivery.format {
             Format::Events { with_jpeg: true } => frame.with_jpeg.clone(),
             Format::Events { with_jpeg: false } => frame.without_jpeg.clone(),
             Format::Mjpeg => frame.mjpeg_part(),
-        }
+        };
+        let stream = &self.subscription.stream;
+        stream.record_sent(self.subscription.output, bytes.len());
+        bytes
     }
 
     fn skip(&mut self, frames: u64) {
@@ -427,6 +440,7 @@ mod tests {
             None,
             crate::shutdown::Shutdown::new(),
             true,
+            Arc::default(),
         )
     }
 
@@ -435,7 +449,7 @@ mod tests {
         let state = state();
         let subscription = state
             .hub
-            .subscribe(&StreamName::parse(None).unwrap(), None)
+            .subscribe(&StreamName::parse(None).unwrap(), None, Output::Events)
             .unwrap();
         let quota = state.quotas.subscribers.take("192.0.2.1".parse().unwrap());
         let delivery = Delivery {

@@ -14,11 +14,13 @@
 //! - this file: the registry of streams by name and its limits ([`Hub`], [`HubError`]);
 //! - `stream.rs`: one stream — numbering, encoding and publishing frames, its status, counters;
 //! - `subscription.rs`: a subscriber's hold on a stream, counted while it lasts;
+//! - `output.rs`: the ways a stream is read (SSE, MJPEG, snapshots) and their counters;
 //! - `summary.rs`: what `GET /streams` reports for a stream;
 //! - `rate.rs`: the ingest frame-rate estimate;
 //! - `upkeep.rs`: the periodic pass that marks quiet streams stalled and removes idle ones;
 //! - `variant.rs`: a stream scaled to a narrower width, once for all who watch that width.
 
+mod output;
 mod rate;
 mod stream;
 mod subscription;
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+pub use output::{Output, OutputSummary, Outputs};
 pub use stream::{Latest, SourceKind, Stream};
 pub use subscription::Subscription;
 pub use summary::StreamSummary;
@@ -194,14 +197,15 @@ impl Hub {
     }
 
     /// Joins the stream called `name` (creating it, to wait for a producer, if need be), at
-    /// its own size or scaled to `width`.
+    /// its own size or scaled to `width`, to read it through `output`.
     pub fn subscribe(
         &self,
         name: &StreamName,
         width: Option<u16>,
+        output: Output,
     ) -> Result<Subscription, HubError> {
         let stream = self.stream(name, SourceKind::Push, false)?;
-        self.join(stream, width)
+        self.join(stream, width, output)
     }
 
     /// Joins the stream called `name` as [`Hub::subscribe`] does, if it exists: a one-off
@@ -210,21 +214,33 @@ impl Hub {
         &self,
         name: &StreamName,
         width: Option<u16>,
+        output: Output,
     ) -> Result<Option<Subscription>, HubError> {
         let Some(stream) = self.lock().get(name).cloned() else {
             return Ok(None);
         };
-        self.join(stream, width).map(Some)
+        self.join(stream, width, output).map(Some)
     }
 
-    /// Counts one more subscriber of `stream`, at its own size or at `width`.
-    fn join(&self, stream: Arc<Stream>, width: Option<u16>) -> Result<Subscription, HubError> {
+    /// Counts one more subscriber of `stream`, at its own size or at `width`, reading through
+    /// `output`.
+    fn join(
+        &self,
+        stream: Arc<Stream>,
+        width: Option<u16>,
+        output: Output,
+    ) -> Result<Subscription, HubError> {
         if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
             self.subscribers.fetch_sub(1, Ordering::AcqRel);
             return Err(HubError::TooManySubscribers(self.max_subscribers));
         }
         let variant = width.map(|width| stream.variant(width, &self.scaling));
-        Ok(Subscription::new(stream, variant, self.subscribers.clone()))
+        Ok(Subscription::new(
+            stream,
+            variant,
+            output,
+            self.subscribers.clone(),
+        ))
     }
 
     /// What `GET /streams` shows: every stream, sorted by name.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
+use super::output::{Output, OutputCounters};
 use super::rate::FrameRate;
 use super::summary::StreamSummary;
 use super::variant::{Variant, VariantSummary};
@@ -72,6 +73,10 @@ pub struct Stream {
     published: AtomicU64,
     rejected: AtomicU64,
     skipped: AtomicU64,
+    /// Times the source tried again after a failure (a camera reconnecting).
+    reconnects: AtomicU64,
+    /// Subscribers and frames sent, by output.
+    outputs: OutputCounters,
     /// Open subscribers; a camera source watches it to connect on demand.
     subscribers: watch::Sender<usize>,
     /// Whether a producer has asked for the stream; changed only under the hub's lock.
@@ -106,6 +111,8 @@ impl Stream {
             published: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            outputs: OutputCounters::default(),
             subscribers: watch::Sender::new(0),
             claimed: AtomicBool::new(false),
             variants: Mutex::default(),
@@ -187,13 +194,24 @@ impl Stream {
         self.skipped.fetch_add(frames, Ordering::Relaxed);
     }
 
+    /// Counts another try after the source failed (a camera reconnecting).
+    pub fn record_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a frame of `bytes` sent to one subscriber through `output`.
+    pub fn record_sent(&self, output: Output, bytes: usize) {
+        self.outputs.sent(output, bytes);
+    }
+
     /// Frames published so far.
     pub fn published_count(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
 
-    /// One more subscriber counted.
-    pub(super) fn join(&self) {
+    /// One more subscriber counted, reading through `output`.
+    pub(super) fn join(&self, output: Output) {
+        self.outputs.join(output);
         self.subscribers.send_modify(|count| *count += 1);
     }
 
@@ -214,8 +232,9 @@ impl Stream {
         variant
     }
 
-    /// One subscriber fewer.
-    pub(super) fn leave(&self) {
+    /// One subscriber of `output` fewer.
+    pub(super) fn leave(&self, output: Output) {
+        self.outputs.leave(output);
         self.subscribers.send_modify(|count| *count -= 1);
     }
 
@@ -251,6 +270,8 @@ impl Stream {
             rejected: self.rejected.load(Ordering::Relaxed),
             subscribers: *self.subscribers.borrow(),
             skipped: self.skipped.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            outputs: self.outputs.summary(),
             fps,
             age_ms: age.map(|age| age.as_millis() as u64),
             width: frame.as_ref().map(|f| f.frame.width),

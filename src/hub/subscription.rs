@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
+use super::output::Output;
 use super::stream::{Latest, Stream};
 use super::variant::Variant;
 
@@ -16,6 +17,8 @@ pub struct Subscription {
     /// Sees each new frame and status; marked changed at the start, so a joining subscriber
     /// hears the current status and gets the newest frame at once.
     pub latest: watch::Receiver<Latest>,
+    /// How the subscriber reads the stream.
+    pub output: Output,
     /// The scaled variant watched instead of the stream's own frames, held while watched.
     _variant: Option<Arc<Variant>>,
     /// Subscribers across the hub, already counting this one.
@@ -23,14 +26,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Joins `stream`, or its `variant` if given; `all_subscribers` already counts the new
-    /// subscriber.
+    /// Joins `stream` through `output`, or its `variant` if given; `all_subscribers` already
+    /// counts the new subscriber.
     pub(super) fn new(
         stream: Arc<Stream>,
         variant: Option<Arc<Variant>>,
+        output: Output,
         all_subscribers: Arc<AtomicUsize>,
     ) -> Subscription {
-        stream.join();
+        stream.join(output);
         let latest = match &variant {
             Some(variant) => variant.watch(),
             None => {
@@ -42,6 +46,7 @@ impl Subscription {
         Subscription {
             stream,
             latest,
+            output,
             _variant: variant,
             all_subscribers,
         }
@@ -50,7 +55,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.stream.leave();
+        self.stream.leave(self.output);
         self.all_subscribers.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::output::Outputs;
 use super::stream::SourceKind;
 use super::variant::VariantSummary;
 use crate::status::State;
@@ -22,10 +23,14 @@ pub struct StreamSummary {
     pub published: u64,
     /// Frames refused (invalid, truncated, too large).
     pub rejected: u64,
-    /// Open SSE subscribers.
+    /// Open subscribers, whatever their output.
     pub subscribers: usize,
     /// Frames that subscribers skipped because they were behind, summed over all of them.
     pub skipped: u64,
+    /// Times the source tried again after a failure (a camera reconnecting).
+    pub reconnects: u64,
+    /// Subscribers and frames sent, by output (`sse`, `mjpeg`, `snapshot`).
+    pub outputs: Outputs,
     /// Ingest frame rate over the last couple of seconds.
     pub fps: f64,
     /// Age of the newest frame, in milliseconds.

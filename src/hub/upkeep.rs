@@ -71,16 +71,18 @@ fn mark_stalled_if_quiet(stream: &Stream, stall_after: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{HubError, IDLE_STREAM_LIFETIME};
+    use crate::hub::{HubError, IDLE_STREAM_LIFETIME, Output};
     use crate::stream_name::StreamName;
 
     #[test]
     fn idle_pushed_streams_are_removed_once_nobody_holds_them() {
         let hub = Hub::with_limits(8, 8, 8, Duration::ZERO);
         let name = |text: &str| StreamName::parse(Some(text)).unwrap();
-        let watched = hub.subscribe(&name("watched"), None).unwrap();
+        let watched = hub
+            .subscribe(&name("watched"), None, Output::Events)
+            .unwrap();
         let pushing = hub.publisher(&name("pushing"), SourceKind::Push).unwrap();
-        hub.subscribe(&name("left"), None).unwrap();
+        hub.subscribe(&name("left"), None, Output::Events).unwrap();
         hub.publisher(&name("camera"), SourceKind::Camera).unwrap();
         hub.remove_idle_streams();
         let names: Vec<String> = hub.summary().into_iter().map(|s| s.name).collect();
@@ -95,10 +97,14 @@ mod tests {
     fn viewers_cannot_take_a_producers_place() {
         let hub = Hub::with_limits(2, 2, 8, IDLE_STREAM_LIFETIME);
         let name = |text: &str| StreamName::parse(Some(text)).unwrap();
-        let _a = hub.subscribe(&name("made-up-a"), None).unwrap();
-        let b = hub.subscribe(&name("made-up-b"), None).unwrap();
+        let _a = hub
+            .subscribe(&name("made-up-a"), None, Output::Events)
+            .unwrap();
+        let b = hub
+            .subscribe(&name("made-up-b"), None, Output::Events)
+            .unwrap();
         assert!(matches!(
-            hub.subscribe(&name("made-up-c"), None),
+            hub.subscribe(&name("made-up-c"), None, Output::Events),
             Err(HubError::TooManyWaitingStreams(2))
         ));
         // Producers still get their names, up to their own limit.
@@ -113,6 +119,7 @@ mod tests {
         hub.remove_idle_streams();
         let names: Vec<String> = hub.summary().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["cam1", "made-up-a"]);
-        hub.subscribe(&name("made-up-c"), None).unwrap();
+        hub.subscribe(&name("made-up-c"), None, Output::Events)
+            .unwrap();
     }
 }

@@ -125,6 +125,7 @@ async fn pull(camera: &Camera, stream: &Arc<Stream>) -> Infallible {
         let reason = format!("{problem}; retrying in {:.1} s", delay.as_secs_f64());
         stream.set_status(State::Offline, Some(&reason));
         tokio::time::sleep(delay).await;
+        stream.record_reconnect();
     }
 }
 

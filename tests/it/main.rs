@@ -10,6 +10,7 @@ mod errors;
 mod external;
 mod fanout;
 mod limits;
+mod metrics;
 mod outputs;
 mod replay;
 mod several_streams;

@@ -248,6 +248,33 @@ async fn streams_lists_only_what_the_token_may_watch_and_healthz_stays_open() {
 }
 
 #[tokio::test]
+async fn metrics_name_every_stream_so_they_take_a_token_that_may_watch_every_stream() {
+    let server = start().await;
+    let producer = mint(&claims(&[], &["*"], 300), "HS256", SECRET);
+    let response = reqwest::Client::new()
+        .post(server.url("/frames?stream=cam-1"))
+        .bearer_auth(&producer)
+        .header("content-type", "image/jpeg")
+        .body(sample_jpeg(32, 32, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, challenge, _) = get(&server, "/metrics", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
+    let some = mint(&claims(&["cam-*"], &[], 300), "HS256", SECRET);
+    let (status, _, body) = get(&server, "/metrics", Some(&some)).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("every stream"), "{body}");
+    let expired = mint(&claims(&["*"], &[], -60), "HS256", SECRET);
+    assert_eq!(get(&server, "/metrics", Some(&expired)).await.0, 401);
+    let all = mint(&claims(&["*"], &[], 300), "HS256", SECRET);
+    let (status, _, body) = get(&server, "/metrics", Some(&all)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("framecast_frames_published_total{stream=\"cam-1\"} 1"));
+}
+
+#[tokio::test]
 async fn publishing_takes_a_token_whose_publish_patterns_match() {
     let server = start().await;
     let post = |token: Option<String>| {
