@@ -393,6 +393,24 @@ def main():
                         f"{r['server_kib_per_subscriber']:.2f} KiB |"
                     )
             w("")
+            scraped = [r for r in idle.values() if r.get("scrape_held")]
+            if scraped:
+                w("### What a scrape costs\n")
+                w(
+                    "Sequential GETs, each on a new connection, before the idle subscribers "
+                    "connect and while all of them are held.\n"
+                )
+                w("| server | path | subscribers | requests | p50 | p99 | server CPU per request | body |")
+                w("|---|---|---|---|---|---|---|---|")
+                for r in scraped:
+                    for n, key in ((0, "scrape_empty"), (r["connected"], "scrape_held")):
+                        x = r[key]
+                        w(
+                            f"| {r['server']} | `{r['scrape_path']}` | {n} | {x['requests']} | "
+                            f"{x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
+                            f"{x['server_cpu_ms']:.3f} ms | {x['bytes']} B |"
+                        )
+                w("")
 
     else:
         w(

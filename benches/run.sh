@@ -16,7 +16,8 @@
 # CPU 1; every server is started fresh for every step. The floor is a one-thread epoll writer
 # that builds each frame's event once and writes it to every subscriber; framecast's event
 # data delivered per second per server core is reported as a share of the floor's. It also
-# measures, for framecast and Nchan: server memory per idle subscriber at 10 000 connections,
+# measures, for framecast and Nchan: server memory per idle subscriber at 10 000 connections
+# (and for framecast what a `/metrics` scrape costs, with none and with all of them),
 # latency with 10 subscribers, and publishing with 1 000 stalled subscribers; and, as context
 # only, loopback TCP throughput with iperf3 (bulk streams, not the same work as fan-out).
 # Those are the "main" case. Two more cases measure framecast alone, each its own table:
@@ -459,11 +460,15 @@ if ((${#compared[@]})); then
   say "idle subscribers: $idle_subscribers"
   for server in "${compared[@]}"; do
     start_server "$server"
+    # framecast's /metrics is scraped too, before and while they are held: what a scrape
+    # costs should not grow with the subscribers.
+    scrape=()
+    [[ $server == framecast ]] && scrape=(--scrape /metrics --scrapes "$((quick ? 50 : 200))")
     # shellcheck disable=SC2046
     taskset -c 1 "$loadgen_bin" idle --server "$server" --url "$server_url" $(pid_args) \
-      --subscribers "$idle_subscribers" --settle "$idle_settle" \
+      --subscribers "$idle_subscribers" --settle "$idle_settle" "${scrape[@]}" \
       >>"$results" 2>>"$scratch/loadgen.log" || say "  idle $server: not every subscriber held"
-    tail -3 "$scratch/loadgen.log" >&2
+    tail -"$((3 + ${#scrape[@]} / 2))" "$scratch/loadgen.log" >&2
     stop_server
   done
 fi

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -480,6 +480,10 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     let me = Processes::new(vec![0]);
     let settle = Duration::from_secs_f64(args.settle);
 
+    let scrape_empty = match &args.scrape {
+        Some(path) => Some(scrape(addr, path, args.scrapes, &server).await?),
+        None => None,
+    };
     let before = server.rss_kib();
     let own_before = me.rss_kib();
     let started = Instant::now();
@@ -494,6 +498,10 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     let still_open = n - board.failed.get();
     let held = server.rss_kib();
     let own_held = me.rss_kib();
+    let scrape_held = match &args.scrape {
+        Some(path) => Some(scrape(addr, path, args.scrapes, &server).await?),
+        None => None,
+    };
     for handle in &handles {
         handle.abort();
     }
@@ -518,6 +526,9 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
         "server_kib_per_subscriber": round(per_kib, 2),
         "loadgen_kib_per_subscriber": round(own_per_kib, 2),
         "first_client_error": first_error,
+        "scrape_path": args.scrape,
+        "scrape_empty": scrape_empty,
+        "scrape_held": scrape_held,
     });
     println!("{line}");
     eprintln!(
@@ -533,7 +544,46 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
         after_close as f64 / 1024.0
     );
     eprintln!("  loadgen {own_per_kib:.2} KiB per subscriber");
+    let path = args.scrape.as_deref().unwrap_or("");
+    for (held, scraped) in [(0, &scrape_empty), (connected, &scrape_held)] {
+        if let Some(scraped) = scraped {
+            eprintln!("  GET {path} with {held} subscribers: {scraped}");
+        }
+    }
     Ok(connected == n && still_open == n)
+}
+
+/// `count` GETs of `path`, one after another, each on its own connection (as a scraper that
+/// does not keep connections alive would): latency percentiles, server CPU per request, and the
+/// body's size.
+async fn scrape(
+    addr: SocketAddr,
+    path: &str,
+    count: usize,
+    server: &Processes,
+) -> anyhow::Result<Value> {
+    let mut latencies = Vec::with_capacity(count);
+    let mut bytes = 0;
+    let cpu_before = server.cpu_seconds();
+    for _ in 0..count.max(1) {
+        let started = Instant::now();
+        let (status, body) = http::get(addr, path).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != 200 {
+            bail!("GET {path} answered {status}");
+        }
+        bytes = body.len();
+    }
+    let cpu_ms = (server.cpu_seconds() - cpu_before) * 1000.0 / latencies.len() as f64;
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    Ok(json!({
+        "requests": latencies.len(),
+        "p50_ms": round(at(0.5), 3),
+        "p99_ms": round(at(0.99), 3),
+        "server_cpu_ms": round(cpu_ms, 3),
+        "bytes": bytes,
+    }))
 }
 
 /// Opens `n` connections; connection `index` sends `requests[index % requests.len()]`.

@@ -134,6 +134,14 @@ struct IdleArgs {
     /// Seconds to wait after connecting (and after closing) before reading memory.
     #[arg(long, default_value_t = 10.0)]
     settle: f64,
+    /// Also GET this path (framecast: `/metrics`) `--scrapes` times, one after another, before
+    /// the subscribers connect and while they are held: its latency and the server CPU each
+    /// request costs, with no subscribers and with all of them.
+    #[arg(long)]
+    scrape: Option<String>,
+    /// How many times to GET `--scrape` at each point.
+    #[arg(long, default_value_t = 200)]
+    scrapes: usize,
 }
 
 fn main() -> ExitCode {
