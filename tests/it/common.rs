@@ -141,6 +141,9 @@ impl Event {
 pub struct EventReader {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no blank line, so that a big event arriving in
+    /// many small chunks is not searched from its start again for each one.
+    searched: usize,
 }
 
 impl EventReader {
@@ -160,16 +163,22 @@ impl EventReader {
         EventReader {
             body,
             buffer: BytesMut::new(),
+            searched: 0,
         }
     }
 
     /// The next event or comment block; `None` when the stream ends.
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            if let Some(end) = find(&self.buffer, b"\n\n") {
+            // A blank line may straddle the end of what was searched before.
+            let from = self.searched.saturating_sub(1);
+            if let Some(at) = find(&self.buffer[from..], b"\n\n") {
+                let end = from + at;
                 let block = self.buffer.split_to(end + 2);
+                self.searched = 0;
                 return Some(parse_block(&block[..end]));
             }
+            self.searched = self.buffer.len();
             let chunk = tokio::time::timeout(WAIT, self.body.next())
                 .await
                 .expect("no event within the wait limit")?;
@@ -184,6 +193,62 @@ impl EventReader {
             if event.event.as_deref() == Some("frame") {
                 return Some(event);
             }
+        }
+    }
+}
+
+/// Reads `multipart/x-mixed-replace` parts by their `Content-Length`, as a strict client would.
+pub struct PartReader {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl PartReader {
+    pub async fn open(url: &str) -> PartReader {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "multipart/x-mixed-replace; boundary=framecast-frame"
+        );
+        PartReader {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+        }
+    }
+
+    async fn fill(&mut self, at_least: usize) {
+        while self.buffer.len() < at_least {
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("a part within the wait limit")
+                .expect("the body goes on")
+                .unwrap();
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next part's JPEG.
+    pub async fn next(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Content-Length: "))
+                    .expect("each part says its length")
+                    .parse()
+                    .unwrap();
+                assert!(head.contains("Content-Type: image/jpeg"), "{head}");
+                let start = end + 4;
+                self.fill(start + length + 2).await;
+                let jpeg = self.buffer[start..start + length].to_vec();
+                assert_eq!(&self.buffer[start + length..start + length + 2], b"\r\n");
+                self.buffer.drain(..start + length + 2);
+                return jpeg;
+            }
+            let more = self.buffer.len() + 1;
+            self.fill(more).await;
         }
     }
 }

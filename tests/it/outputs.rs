@@ -2,67 +2,10 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
-use crate::common::{TestServer, sample_jpeg};
-
-/// Reads `multipart/x-mixed-replace` parts by their `Content-Length`, as a strict client would.
-struct PartReader {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: Vec<u8>,
-}
-
-impl PartReader {
-    async fn open(url: &str) -> PartReader {
-        let response = reqwest::get(url).await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"],
-            "multipart/x-mixed-replace; boundary=framecast-frame"
-        );
-        PartReader {
-            body: response.bytes_stream().boxed(),
-            buffer: Vec::new(),
-        }
-    }
-
-    async fn fill(&mut self, at_least: usize) {
-        while self.buffer.len() < at_least {
-            let chunk = tokio::time::timeout(crate::common::WAIT, self.body.next())
-                .await
-                .expect("a part within the wait limit")
-                .expect("the body goes on")
-                .unwrap();
-            self.buffer.extend_from_slice(&chunk);
-        }
-    }
-
-    /// The next part's JPEG.
-    async fn next(&mut self) -> Vec<u8> {
-        loop {
-            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buffer[..end]).to_string();
-                let length: usize = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("Content-Length: "))
-                    .expect("each part says its length")
-                    .parse()
-                    .unwrap();
-                assert!(head.contains("Content-Type: image/jpeg"), "{head}");
-                let start = end + 4;
-                self.fill(start + length + 2).await;
-                let jpeg = self.buffer[start..start + length].to_vec();
-                assert_eq!(&self.buffer[start + length..start + length + 2], b"\r\n");
-                self.buffer.drain(..start + length + 2);
-                return jpeg;
-            }
-            let more = self.buffer.len() + 1;
-            self.fill(more).await;
-        }
-    }
-}
+use crate::common::{PartReader, TestServer, sample_jpeg};
 
 #[tokio::test]
 async fn mjpeg_parts_are_the_jpegs_exactly_as_pushed_newest_first() {
