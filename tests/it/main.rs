@@ -12,6 +12,7 @@ mod fanout;
 mod limits;
 mod metrics;
 mod outputs;
+mod proxy;
 mod replay;
 mod several_streams;
 mod shutdown;
