@@ -10,13 +10,15 @@ step() { printf '\n=== %s\n' "$*"; }
 # System packages: ffmpeg and curl are driven by the integration tests, chromium by the
 # browser tests; PyJWT mints access tokens the way another implementation would; openssl
 # makes the certificates of the HTTPS tests; Prometheus scrapes /metrics; nginx runs
-# deploy/nginx.conf in front of framecast (tests/it/proxy.rs).
+# deploy/nginx.conf in front of framecast and systemd-analyze checks
+# deploy/framecast.service (tests/it/proxy.rs, deploy.rs).
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 # /usr/sbin is not on every user's PATH: look for the file itself.
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/systemd-analyze ] || missing+=(systemd)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || missing+=(python3-jwt python3-cryptography)

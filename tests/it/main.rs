@@ -6,6 +6,7 @@ mod fake_camera;
 mod access;
 mod camera;
 mod cors;
+mod deploy;
 mod errors;
 mod external;
 mod fanout;
