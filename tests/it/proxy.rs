@@ -2,7 +2,7 @@
 //!
 //! Each test starts the framecast binary with `--trust-proxy` and Debian's nginx with a small
 //! wrapper configuration (pid, logs and temporary files in a scratch folder) that includes
-//! the repository's file after changing only its upstream address and its `listen` line. A
+//! the repository's file after changing only its upstreams' address and its `listen` line. A
 //! test that needs a setting changed says which, and why. Then it checks what a user would:
 //! the same bytes as a direct client, in time; uploads that stream; quiet streams that stay
 //! open; the client's own address at framecast.
@@ -24,19 +24,26 @@ use crate::common::{
 const NGINX: &str = "/usr/sbin/nginx";
 /// The configuration under test, as shipped.
 const SITE: &str = include_str!("../../deploy/nginx.conf");
-/// The upstream address and `listen` line in the file, the two things every test changes.
+/// The upstreams' address and the `listen` line in the file, the two things every test
+/// changes.
 const SITE_UPSTREAM: &str = "server 127.0.0.1:8080;";
 const SITE_LISTEN: &str = "listen 80;";
 
-/// `text` with its one `from` replaced by `to`. Fails if `from` is not there exactly once, so
-/// that an edit of the file cannot quietly leave a test running something else.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
+/// `text` with its `times` occurrences of `from` replaced by `to`. Fails if `from` is there
+/// another number of times, so that an edit of the file cannot quietly leave a test running
+/// something else.
+fn replace_exactly(text: &str, times: usize, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
-        1,
-        "deploy/nginx.conf should have {from:?} exactly once"
+        times,
+        "deploy/nginx.conf should have {from:?} {times} time(s)"
     );
-    text.replacen(from, to, 1)
+    text.replace(from, to)
+}
+
+/// [`replace_exactly`] once.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    replace_exactly(text, 1, from, to)
 }
 
 /// A free TCP port on 127.0.0.1, for nginx, which cannot be told to pick one.
@@ -71,8 +78,10 @@ impl Nginx {
              with deploy/nginx.conf; install Debian's package (`apt-get install nginx`, as \
              tests/all.sh does)"
         );
-        let site = edit(replace_once(
+        // Both upstreams, the kept-alive one and the one for event streams.
+        let site = edit(replace_exactly(
             SITE,
+            2,
             SITE_UPSTREAM,
             &format!("server {upstream};"),
         ));
@@ -177,9 +186,11 @@ fn wrapper(dir: &Path, http: &str) -> String {
     let dir = dir.display();
     format!(
         "worker_processes 1;
+# Two connections for each viewer, one either side.
+worker_rlimit_nofile 4096;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log info;
-events {{ worker_connections 512; }}
+events {{ worker_connections 2048; }}
 http {{
     access_log {dir}/access.log;
     client_body_temp_path {dir}/client_body;
@@ -196,7 +207,7 @@ http {{
 
 /// framecast (the real binary, with `--trust-proxy`) and nginx in front of it.
 struct Deployment {
-    _framecast: tokio::process::Child,
+    framecast: tokio::process::Child,
     /// framecast's own address, `http://127.0.0.1:PORT`.
     direct: String,
     nginx: Nginx,
@@ -217,7 +228,7 @@ impl Deployment {
         let upstream = direct.strip_prefix("http://").unwrap().to_owned();
         let nginx = Nginx::start(name, &upstream, http, edit).await;
         Deployment {
-            _framecast: framecast,
+            framecast,
             direct,
             nginx,
         }
@@ -230,6 +241,14 @@ impl Deployment {
 
     fn direct(&self, path: &str) -> String {
         format!("{}{path}", self.direct)
+    }
+
+    /// framecast's resident memory, in KiB.
+    fn framecast_rss_kib(&self) -> f64 {
+        let pid = self.framecast.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     fn proxied(&self, path: &str) -> String {
@@ -710,4 +729,66 @@ async fn the_public_name_passes_framecast_host_check_when_allowed() {
     // Another name reaches framecast too (this is nginx's only server here), which refuses
     // it: the name has to be in --allowed-hosts.
     assert_eq!(get("other.example").await.unwrap().status(), 403);
+}
+
+/// Idle viewers opened in the memory test: enough that a few KiB each stand out of the
+/// allocator's noise (as in `wire.rs`), few enough for nginx's two descriptors each.
+const IDLE_VIEWERS: usize = 400;
+
+/// Opens an event stream through nginx on a connection of its own and waits for its first
+/// bytes; returns the connection, to be held open.
+async fn idle_viewer(deployment: &Deployment) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = deployment.nginx.url.strip_prefix("http://").unwrap();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(b"GET /events?stream=idle HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    while !received.windows(11).any(|w| w == b"retry: 2000") {
+        let mut buffer = [0; 4096];
+        let n = tokio::time::timeout(WAIT, socket.read(&mut buffer))
+            .await
+            .expect("the stream opens in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buffer[..n]);
+    }
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_viewers_through_nginx_cost_framecast_as_little_as_direct_ones() {
+    // framecast serves an event stream that opens a connection straight from the socket
+    // (`src/server/direct.rs`), and one on a connection that served a request before through
+    // hyper, at several times the memory. Each viewer here comes after a short request (as a
+    // page's own load, or a snapshot), which leaves a kept-alive connection in nginx's pool.
+    let deployment = Deployment::start("idle", &["--max-subscribers-per-ip", "1000"], "", |site| {
+        site
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    let mut before = 0.0;
+    for index in 0..20 + IDLE_VIEWERS {
+        // A first few, so that the runtime and the stream exist before measuring.
+        if index == 20 {
+            before = deployment.framecast_rss_kib();
+        }
+        let healthz = client
+            .get(deployment.proxied("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(healthz.status(), 200);
+        open.push(idle_viewer(&deployment).await);
+    }
+    let per_viewer = (deployment.framecast_rss_kib() - before) / IDLE_VIEWERS as f64;
+    eprintln!("per idle viewer through nginx: framecast {per_viewer:.2} KiB");
+    assert!(
+        per_viewer < 4.0,
+        "an idle viewer through nginx costs framecast {per_viewer:.2} KiB (about 1.5 straight \
+         from the socket): do event streams still get connections of their own?"
+    );
 }
