@@ -57,7 +57,6 @@ fn free_port() -> u16 {
 struct Nginx {
     master: std::process::Child,
     dir: PathBuf,
-    conf: PathBuf,
     /// `http://127.0.0.1:PORT`, where it listens.
     url: String,
 }
@@ -115,7 +114,6 @@ impl Nginx {
             let mut nginx = Nginx {
                 master,
                 dir: dir.clone(),
-                conf,
                 url: format!("http://127.0.0.1:{port}"),
             };
             match nginx.ready(port).await {
@@ -159,15 +157,10 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGKILL on the master would leave its worker serving; `-s stop` asks the master
-        // (by its pid file) to stop both.
-        let _ = std::process::Command::new(NGINX)
-            .arg("-p")
-            .arg(&self.dir)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["-s", "stop"])
-            .stderr(std::process::Stdio::null())
+        // SIGKILL on the master would leave its worker serving; SIGTERM makes the master
+        // stop the worker, then itself.
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "TERM", &self.master.id().to_string()])
             .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.master.try_wait().ok().flatten().is_none() {
@@ -580,6 +573,48 @@ async fn ffmpeg_publishing_through_nginx_is_seen_while_it_runs() {
     // Two seconds at 15 fps.
     let published = deployment.stream_status("ff").await["published"].clone();
     assert!(published.as_u64().unwrap() >= 25, "published {published}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_producer_without_the_token_is_cut_off_within_seconds() {
+    let dir = std::env::temp_dir().join(format!("framecast-proxy-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("publish-token");
+    std::fs::write(&token, "the-producers-token\n").unwrap();
+    let deployment = Deployment::start(
+        "token",
+        &["--publish-token-file", token.to_str().unwrap()],
+        "",
+        |site| site,
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    // ffmpeg sends for a minute and reads no answer before it is done: only the connection
+    // closing tells it, after the file's lingering_time (5 s) rather than nginx's 30 s.
+    let started = Instant::now();
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "quiet", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15"])
+        .args(["-t", "60", "-f", "mpjpeg"])
+        .arg(deployment.proxied("/frames?stream=cam"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("ffmpeg is cut off within 20 s")
+        .expect("ffmpeg is installed");
+    let took = started.elapsed();
+    eprintln!("a refused endless upload through nginx was cut off after {took:.1?}");
+    assert!(!status.success(), "ffmpeg thinks it published");
+    assert!(
+        took < Duration::from_secs(15),
+        "cut off only after {took:?}"
+    );
+    assert_eq!(
+        deployment.stream_status("cam").await,
+        serde_json::Value::Null
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
