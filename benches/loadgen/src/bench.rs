@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::board::{self, Board, Expect, Layout, Server};
+use crate::board::{self, Board, Expect, Layout, Output, Server};
 use crate::procfs::{self, Processes};
 use crate::publisher::{self, Published, Schedule};
 use crate::{IdleArgs, RunArgs, Target, frames, http, subscriber};
@@ -46,6 +46,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if target.server != Server::Framecast && (args.multiplex || !args.query.is_empty()) {
         bail!("--multiplex and --query need --server framecast");
     }
+    if args.output == Output::Mjpeg {
+        if target.server != Server::Framecast {
+            bail!("--output mjpeg needs --server framecast");
+        }
+        if args.multiplex {
+            bail!("--output mjpeg carries one stream per connection: leave out --multiplex");
+        }
+        if board::asked_width(&args.query).is_some() {
+            // A scaled frame is re-encoded, and the mark that numbers it is lost.
+            bail!("--output mjpeg cannot check scaled frames: leave out --query width=");
+        }
+    }
     let connections = layout.connections();
     // Runs that use the newer options read framecast's counters and report more; the others'
     // JSON lines stay as they were.
@@ -68,6 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         args.sample_every,
     );
     board.scan_all = args.scan_all;
+    board.output = args.output;
     let width = board::asked_width(&args.query);
     if width.is_some() {
         board.expect = Expect::Scaled;
@@ -80,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         vec![
             target
                 .server
-                .subscribe_request(&streams, &args.query)
+                .subscribe_request(args.output, &streams, &args.query)
                 .into(),
         ]
     } else {
@@ -88,7 +101,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .iter()
             .map(|name| {
                 let one = std::slice::from_ref(name);
-                target.server.subscribe_request(one, &args.query).into()
+                target
+                    .server
+                    .subscribe_request(args.output, one, &args.query)
+                    .into()
             })
             .collect()
     };
@@ -195,6 +211,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let disorder: u64 = clients.iter().map(|c| c.disorder()).sum();
     let unparsed: u64 = clients.iter().map(|c| c.unparsed).sum();
     let foreign: u64 = clients.iter().map(|c| c.foreign).sum();
+    let malformed = clients.iter().filter(|c| c.malformed).count();
     let first_error = clients.iter().find_map(|c| c.error.clone());
     let mut latencies = board.latencies_us.take();
     latencies.sort_unstable();
@@ -236,11 +253,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         integrity.push(format!("{disorder} events arrived out of order or twice"));
     }
     if unparsed > 0 {
-        integrity.push(format!("{unparsed} frame events had no readable seq"));
+        let why = match args.output {
+            Output::Sse => "no readable seq",
+            Output::Mjpeg => "no mark with a seq at the start of the JPEG",
+        };
+        integrity.push(format!("{unparsed} frame events had {why}"));
     }
     if foreign > 0 {
         integrity.push(format!(
             "{foreign} frame events of a stream their connection did not ask for"
+        ));
+    }
+    if malformed > 0 {
+        integrity.push(format!(
+            "{malformed} responses broke their multipart framing ({})",
+            clients
+                .iter()
+                .filter(|c| c.malformed)
+                .find_map(|c| c.error.as_deref())
+                .unwrap_or("?")
         ));
     }
     let passed = integrity.is_empty()
@@ -259,6 +290,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let mut line = json!({
         "mode": "run",
         "server": target.server.name(),
+        "output": args.output.name(),
         "label": target.label,
         "stream": stream,
         "fps": args.fps,
@@ -336,11 +368,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     println!("{line}");
 
+    let shown = match args.output {
+        Output::Sse => target.server.name().to_string(),
+        Output::Mjpeg => format!("{} (MJPEG)", target.server.name()),
+    };
     if layout.streams > 1 {
         eprintln!(
             "{} {}: {} subscribers × {} streams on {} connections ({} connected, {} stalled), \
              {} fps per stream for {:.1} s",
-            target.server.name(),
+            shown,
             target.label,
             subscribers,
             layout.streams,
@@ -353,13 +389,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     } else {
         eprintln!(
             "{} {}: {} subscribers ({} connected, {} stalled), {} fps for {:.1} s",
-            target.server.name(),
-            target.label,
-            subscribers,
-            connected,
-            args.stalled,
-            args.fps,
-            window
+            shown, target.label, subscribers, connected, args.stalled, args.fps, window
         );
     }
     if !args.query.is_empty() {
@@ -488,7 +518,7 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<bool> {
     let own_before = me.rss_kib();
     let started = Instant::now();
     let request: Rc<[u8]> = kind
-        .subscribe_request(std::slice::from_ref(&stream), &[])
+        .subscribe_request(Output::Sse, std::slice::from_ref(&stream), &[])
         .into();
     let handles = open_subscribers(&board, n, addr, &[request]);
     wait_for_connections(&board, n).await;

@@ -5,7 +5,8 @@
 //! with its own `seq`); the publisher of each notes when it started sending each `seq` and which
 //! frame that was; a subscriber, on receiving an event, finds its stream (the event's JSON
 //! names it) and looks its `seq` up here for the latency and, for sampled events, for the bytes
-//! to compare against.
+//! to compare against. An MJPEG part has no JSON: its `seq` is the generator's own number,
+//! marked inside the JPEG ([`crate::mark`]), and its stream the one its connection asked for.
 
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
@@ -42,13 +43,14 @@ impl Server {
         }
     }
 
-    /// The path and query that subscribe to `streams` (several on one connection: framecast
-    /// only) with the `extra` query parameters (`KEY=VALUE`, already checked by [`query_param`])
-    /// after them.
-    pub fn subscribe_path(self, streams: &[String], extra: &[String]) -> String {
-        let mut path = match self {
-            Server::Framecast | Server::Floor => "/events".to_string(),
-            Server::Nchan => "/sub".to_string(),
+    /// The path and query that subscribe to `streams` (several on one connection: framecast's
+    /// SSE only) on `output` with the `extra` query parameters (`KEY=VALUE`, already checked by
+    /// [`query_param`]) after them.
+    pub fn subscribe_path(self, output: Output, streams: &[String], extra: &[String]) -> String {
+        let mut path = match (self, output) {
+            (_, Output::Mjpeg) => "/mjpeg".to_string(),
+            (Server::Framecast | Server::Floor, Output::Sse) => "/events".to_string(),
+            (Server::Nchan, Output::Sse) => "/sub".to_string(),
         };
         let params = streams
             .iter()
@@ -61,11 +63,21 @@ impl Server {
         path
     }
 
-    /// The `GET` request that subscribes to `streams` with the `extra` query parameters.
-    pub fn subscribe_request(self, streams: &[String], extra: &[String]) -> Vec<u8> {
-        let path = self.subscribe_path(streams, extra);
+    /// The `GET` request that subscribes to `streams` on `output` with the `extra` query
+    /// parameters.
+    pub fn subscribe_request(
+        self,
+        output: Output,
+        streams: &[String],
+        extra: &[String],
+    ) -> Vec<u8> {
+        let path = self.subscribe_path(output, streams, extra);
+        let accept = match output {
+            Output::Sse => "text/event-stream",
+            Output::Mjpeg => "multipart/x-mixed-replace, image/jpeg",
+        };
         format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\n\
              Cache-Control: no-cache\r\n\r\n"
         )
         .into_bytes()
@@ -76,6 +88,28 @@ impl Server {
         match self {
             Server::Framecast | Server::Floor => b"frame",
             Server::Nchan => b"message",
+        }
+    }
+}
+
+/// What the subscribers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Server-Sent Events, one JSON event per frame with the JPEG in base64 (every server).
+    #[default]
+    Sse,
+    /// framecast's `GET /mjpeg`: `multipart/x-mixed-replace`, one JPEG per part. The
+    /// generator numbers the frames itself and marks each JPEG with its number
+    /// ([`crate::mark`]), since a part carries no `seq`.
+    Mjpeg,
+}
+
+impl Output {
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Sse => "sse",
+            Output::Mjpeg => "mjpeg",
         }
     }
 }
@@ -185,6 +219,9 @@ pub struct Client {
     pub unparsed: u64,
     /// Frame events of a stream this connection did not ask for (or with no readable stream).
     pub foreign: u64,
+    /// The response broke its own framing (MJPEG: a part without `Content-Length`, or no
+    /// delimiter where the length says); the connection was then given up.
+    pub malformed: bool,
     /// Why the connection failed or ended early.
     pub error: Option<String>,
 }
@@ -245,6 +282,8 @@ pub struct Board {
     pub scan_all: bool,
     /// What sampled events are checked against.
     pub expect: Expect,
+    /// What the subscribers read.
+    pub output: Output,
 
     /// Per stream, by `seq`.
     sent: RefCell<Vec<Vec<Sent>>>,
@@ -306,6 +345,7 @@ impl Board {
             sample_every: sample_every.max(1),
             scan_all: false,
             expect: Expect::Exact,
+            output: Output::Sse,
             counting_bytes: Cell::new(false),
             bytes: Cell::new(0),
             payload_bytes: Cell::new(0),
@@ -319,6 +359,12 @@ impl Board {
             mismatched: Cell::new(0),
             first_mismatch: RefCell::new(None),
         }
+    }
+
+    /// Whether the generator numbers the frames itself, the number travelling inside what it
+    /// publishes (Nchan's JSON envelope, MJPEG's mark), rather than taking framecast's `seq`.
+    pub fn numbers_frames(&self) -> bool {
+        self.server == Server::Nchan || self.output == Output::Mjpeg
     }
 
     /// Nanoseconds since the origin.
@@ -367,21 +413,54 @@ impl Board {
 
     /// Records a frame event received on connection `client`.
     pub fn received(&self, client: usize, head: &[u8], data: Option<&[u8]>, len: usize) {
-        let now = self.now_ns();
-        let Some(seq) = crate::sse::seq_in(head) else {
-            self.clients.borrow_mut()[client].unparsed += 1;
+        let seq = crate::sse::seq_in(head);
+        let Some((stream, seq, frame)) = self.record(client, seq, self.stream_of(head), len) else {
             return;
+        };
+        if let Some(data) = data {
+            self.check(stream, seq, frame, |frame| {
+                self.mismatch(stream, data, frame)
+            });
+        }
+    }
+
+    /// Records an MJPEG part received on connection `client`, which carries one stream.
+    pub fn received_part(&self, client: usize, head: &[u8], body: Option<&[u8]>, len: usize) {
+        let seq = crate::mark::seq_in(head);
+        let stream = self.clients.borrow()[client].first_stream;
+        let Some((stream, seq, frame)) = self.record(client, seq, Some(stream), len) else {
+            return;
+        };
+        if let Some(body) = body {
+            self.check(stream, seq, frame, |frame| part_mismatch(seq, body, frame));
+        }
+    }
+
+    /// Tallies frame `seq` of `stream` (each as far as it is known), `len` bytes of event
+    /// data, on connection `client`, and its latency if it is inside the window. Returns the
+    /// stream, the `seq` and the frame sent as it (if this run sent it), unless the event is
+    /// not one this connection should count.
+    fn record(
+        &self,
+        client: usize,
+        seq: Option<u64>,
+        stream: Option<usize>,
+        len: usize,
+    ) -> Option<(usize, u64, Option<u32>)> {
+        let now = self.now_ns();
+        let Some(seq) = seq else {
+            self.clients.borrow_mut()[client].unparsed += 1;
+            return None;
         };
         let (stream, window_start) = {
             let mut clients = self.clients.borrow_mut();
             let connection = &mut clients[client];
-            let stream = self.stream_of(head);
             let carried = stream
                 .and_then(|stream| stream.checked_sub(connection.first_stream))
                 .filter(|carried| *carried < connection.tallies.len());
             let (Some(stream), Some(carried)) = (stream, carried) else {
                 connection.foreign += 1;
-                return;
+                return None;
             };
             let tally = &mut connection.tallies[carried];
             if seq <= tally.last_seq {
@@ -409,18 +488,23 @@ impl Board {
                 _ => self.unmatched.set(self.unmatched.get() + 1),
             }
         }
-        if let Some(data) = data {
-            let frame = sent.filter(|sent| sent.at > 0).map(|sent| sent.frame);
-            self.check(stream, seq, frame, data);
-        }
+        let frame = sent.filter(|sent| sent.at > 0).map(|sent| sent.frame);
+        Some((stream, seq, frame))
     }
 
-    /// Compares a sampled event's data with the frame that was sent as `seq` of `stream`.
-    fn check(&self, stream: usize, seq: u64, frame: Option<u32>, data: &[u8]) {
+    /// Checks a sampled event against the frame that was sent as `seq` of `stream` with
+    /// `mismatch`, which says what differs, if anything.
+    fn check(
+        &self,
+        stream: usize,
+        seq: u64,
+        frame: Option<u32>,
+        mismatch: impl FnOnce(&Frame) -> Option<String>,
+    ) {
         self.checked.set(self.checked.get() + 1);
         let problem = match frame {
             None => Some(format!("seq {seq} was never published by this run")),
-            Some(frame) => self.mismatch(stream, data, &self.frames[frame as usize]),
+            Some(frame) => mismatch(&self.frames[frame as usize]),
         };
         if let Some(problem) = problem {
             self.mismatched.set(self.mismatched.get() + 1);
@@ -511,6 +595,17 @@ impl Board {
     }
 }
 
+/// What differs between a sampled MJPEG part and `frame` marked with `seq`, if anything.
+fn part_mismatch(seq: u64, body: &[u8], frame: &Frame) -> Option<String> {
+    let expected = frame.jpeg.len() + crate::mark::LEN;
+    if body.len() != expected {
+        return Some(format!("byte count {} ≠ {expected}", body.len()));
+    }
+    let (head, rest) = body.split_at(crate::mark::HEAD_LEN);
+    let mark_ok = head[..2] == frame.jpeg[..2] && head[2..] == crate::mark::segment(seq);
+    (!mark_ok || rest != &frame.jpeg[2..]).then(|| "JPEG bytes differ".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,21 +683,28 @@ mod tests {
         assert_eq!(three, ["cam-1", "cam-2", "cam-3"]);
         let width = vec![query_param("width=320").unwrap()];
         assert_eq!(
-            Server::Framecast.subscribe_path(&one, &[]),
+            Server::Framecast.subscribe_path(Output::Sse, &one, &[]),
             "/events?stream=cam"
         );
         assert_eq!(
-            Server::Floor.subscribe_path(&one, &[]),
+            Server::Floor.subscribe_path(Output::Sse, &one, &[]),
             "/events?stream=cam"
         );
-        assert_eq!(Server::Nchan.subscribe_path(&one, &[]), "/sub?stream=cam");
         assert_eq!(
-            Server::Framecast.subscribe_path(&three, &width),
+            Server::Nchan.subscribe_path(Output::Sse, &one, &[]),
+            "/sub?stream=cam"
+        );
+        assert_eq!(
+            Server::Framecast.subscribe_path(Output::Sse, &three, &width),
             "/events?stream=cam-1&stream=cam-2&stream=cam-3&width=320"
         );
-        let request = Server::Framecast.subscribe_request(&one, &width);
+        let request = Server::Framecast.subscribe_request(Output::Sse, &one, &width);
         assert!(request.starts_with(b"GET /events?stream=cam&width=320 HTTP/1.1\r\n"));
         assert!(request.ends_with(b"\r\n\r\n"));
+        assert_eq!(
+            Server::Framecast.subscribe_path(Output::Mjpeg, &one, &[]),
+            "/mjpeg?stream=cam"
+        );
         assert_eq!(asked_width(&width), Some(320));
         assert_eq!(asked_width(&["fps=5".into()]), None);
     }
@@ -718,6 +820,63 @@ mod tests {
         assert_eq!(clients[1].foreign, 1);
         assert_eq!(clients[1].tallies[0].last_seq, 1);
         assert_eq!(clients[0].tallies[0].last_seq, 0);
+    }
+
+    #[test]
+    fn an_mjpeg_part_is_known_by_its_mark_and_checked_byte_for_byte() {
+        let layout = Layout {
+            viewers: 1,
+            streams: 2,
+            multiplex: false,
+        };
+        let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        let mut board = Board::new(
+            Server::Framecast,
+            stream_names("m", 2),
+            vec![frame(jpeg.clone(), 4, 2)],
+            layout,
+            1,
+        );
+        board.output = Output::Mjpeg;
+        assert!(board.numbers_frames());
+        board.window_start[1].set(2);
+        board.note_sent(1, 1, 0);
+        board.note_sent(1, 2, 0);
+        let part = |seq| {
+            let mut marked = Vec::new();
+            crate::mark::write(&mut marked, &jpeg, seq);
+            marked
+        };
+        let receive = |body: &[u8], keep: bool| {
+            let head = &body[..body.len().min(crate::multipart::HEAD_BYTES)];
+            // Connection 1 carries stream m-2.
+            board.received_part(1, head, keep.then_some(body), body.len());
+        };
+        receive(&part(1), false);
+        receive(&part(2), true);
+        assert_eq!((board.checked.get(), board.mismatched.get()), (1, 0));
+        assert_eq!(
+            board.latencies_us.borrow().len(),
+            1,
+            "seq 1 is before the window"
+        );
+        assert_eq!(
+            board.payload_bytes.get(),
+            (jpeg.len() + crate::mark::LEN) as u64
+        );
+        {
+            let clients = board.clients.borrow();
+            assert_eq!(clients[1].tallies[0].events, 1);
+            assert_eq!(clients[1].tallies[0].last_seq, 2);
+            assert_eq!(clients[0].tallies[0].last_seq, 0);
+        }
+        let mut other = part(2);
+        other[crate::mark::HEAD_LEN] ^= 1;
+        receive(&other, true);
+        assert_eq!(board.mismatched.get(), 1);
+        assert_eq!(board.clients.borrow()[1].disorder(), 1, "seq 2 twice");
+        receive(&jpeg, false);
+        assert_eq!(board.clients.borrow()[1].unparsed, 1, "no mark");
     }
 
     fn encoded(width: u16, height: u16) -> Vec<u8> {

@@ -44,7 +44,7 @@ pub struct Head {
     pub status: u16,
     /// How the body ends.
     pub framing: Framing,
-    /// `Content-Type`, lower-cased.
+    /// `Content-Type`, as sent (a multipart boundary is case-sensitive).
     pub content_type: String,
 }
 
@@ -80,7 +80,7 @@ pub fn parse_head(buf: &[u8]) -> anyhow::Result<Option<(Head, usize)>> {
                 framing = Framing::Chunked;
             }
         } else if name.eq_ignore_ascii_case("content-type") {
-            content_type = value.to_ascii_lowercase();
+            content_type = value.to_string();
         }
     }
     Ok(Some((

@@ -1,8 +1,9 @@
 //! `loadgen`: publishes JPEG frames to a fan-out server at a fixed rate while holding many SSE
-//! subscribers in this one process, and reports what the server sustained.
+//! (or MJPEG) subscribers in this one process, and reports what the server sustained.
 //!
 //! # Layout
-//! - [`frames`] loads the JPEGs; [`http`] and [`sse`] are the wire formats, pure code.
+//! - [`frames`] loads the JPEGs; [`http`], [`sse`] and [`multipart`] are the wire formats, and
+//!   [`mark`] the number an MJPEG run writes into each JPEG: pure code.
 //! - [`board`] is the shared record of a run; [`publisher`] and [`subscriber`] write to it.
 //! - [`bench`] runs the two modes (`run` and `idle`) and prints the reports.
 //!
@@ -16,6 +17,8 @@ mod bench;
 mod board;
 mod frames;
 mod http;
+mod mark;
+mod multipart;
 mod procfs;
 mod publisher;
 mod sse;
@@ -26,7 +29,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::board::Server;
+use crate::board::{Output, Server};
 
 /// Load generator for framecast's fan-out benchmark.
 #[derive(Debug, Parser)]
@@ -78,6 +81,12 @@ struct RunArgs {
     /// Subscribers that read everything (viewers: each watches every stream, see --streams).
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
+    /// What the subscribers read. `mjpeg` (framecast only: `GET /mjpeg`, one stream per
+    /// connection, no `width`) writes the frame's number into each JPEG published, as a comment
+    /// segment after start-of-image, and reads it back from the first bytes of each part; the
+    /// rest of the part is counted by its `Content-Length`, not scanned.
+    #[arg(long, value_enum, default_value_t = Output::Sse)]
+    output: Output,
     /// Streams to publish to, each at --fps with the same frames (one publishing connection
     /// each, ticks spread over the period). Every subscriber watches all of them: on one
     /// connection with --multiplex, else on one connection per stream.
@@ -110,7 +119,8 @@ struct RunArgs {
     sample_every: u64,
     /// Scan every byte of every event for line ends. By default, once an unsampled frame
     /// event's head gives its `size`, the rest of its base64 is counted, not scanned (if the
-    /// size were wrong the next event would not parse, which is counted).
+    /// size were wrong the next event would not parse, which is counted). SSE only: MJPEG parts
+    /// are always counted by their `Content-Length`.
     #[arg(long)]
     scan_all: bool,
     /// Pass needs at least this fraction of offered frames accepted.

@@ -6,6 +6,10 @@
 //! not accepted. A run with several streams runs one of these per stream, concurrently on the
 //! same thread, with their ticks spread evenly over the period (cameras are not in step); the
 //! measured window opens and closes at the same instants for all of them.
+//!
+//! Frames are numbered by framecast (its `seq`, from the publish reply) unless the generator
+//! numbers them itself ([`Board::numbers_frames`]): for Nchan it writes the number into the
+//! JSON envelope, for an MJPEG run into the JPEG ([`crate::mark`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,8 +19,8 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::board::{Board, Server};
-use crate::http;
+use crate::board::{Board, Output, Server};
+use crate::{http, mark};
 
 /// When the run's phases start and end, as the publisher saw them.
 #[derive(Debug, Default)]
@@ -88,11 +92,18 @@ pub async fn run(
         }
         let frame_index = ordinal % board.frames.len();
         let frame = &board.frames[frame_index];
-        let (path, content_type, payload): (&str, &str, &[u8]) = match board.server {
-            Server::Framecast | Server::Floor => ("/frames", "image/jpeg", &frame.jpeg),
-            Server::Nchan => {
+        let (path, content_type, payload): (&str, &str, &[u8]) = match (board.server, board.output)
+        {
+            (Server::Nchan, _) => {
                 envelope(&mut body, name, next_seq, frame);
                 ("/pub", "application/json", &body)
+            }
+            (Server::Framecast | Server::Floor, Output::Mjpeg) => {
+                mark::write(&mut body, &frame.jpeg, next_seq);
+                ("/frames", "image/jpeg", &body)
+            }
+            (Server::Framecast | Server::Floor, Output::Sse) => {
+                ("/frames", "image/jpeg", &frame.jpeg)
             }
         };
         let head = format!(
@@ -113,21 +124,25 @@ pub async fn run(
                         out.refused += 1;
                         out.first_refusal.get_or_insert_with(|| format!("{err:#}"));
                     }
+                    if board.numbers_frames() {
+                        // The server may have taken the frame before closing: its number must
+                        // not be given to another.
+                        next_seq += 1;
+                    }
                     conn = connect(addr).await?;
                     continue;
                 }
             };
         let round_trip = sent_at.elapsed();
         if (200..300).contains(&status) {
-            let seq = match board.server {
-                Server::Framecast | Server::Floor => {
-                    let seq = framecast_seq(&reply)?;
-                    if seq != next_seq {
-                        board.renumber(stream, next_seq, seq);
-                    }
-                    seq
+            let seq = if board.numbers_frames() {
+                next_seq
+            } else {
+                let seq = framecast_seq(&reply)?;
+                if seq != next_seq {
+                    board.renumber(stream, next_seq, seq);
                 }
-                Server::Nchan => next_seq,
+                seq
             };
             out.last_seq = seq;
             next_seq = seq + 1;

@@ -1,4 +1,5 @@
-//! One SSE subscriber: a raw TCP connection, its response head, then events until the end.
+//! One subscriber: a raw TCP connection, its response head, then SSE events or MJPEG parts
+//! until the end.
 //!
 //! All subscribers read into one thread-local buffer and keep only their parser state, so an
 //! idle subscriber costs its socket and a few hundred bytes. (An edge-triggered epoll set read
@@ -17,9 +18,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::board::Board;
+use crate::board::{Board, Output};
 use crate::http::{self, Dechunker, Framing};
-use crate::sse::{self, Parser};
+use crate::multipart;
+use crate::sse;
 
 /// Size of the shared read buffer: a few events' worth per read.
 const READ_BUFFER: usize = 256 * 1024;
@@ -45,13 +47,13 @@ pub async fn run(
     connecting: Arc<Semaphore>,
 ) {
     let permit = connecting.acquire_owned().await;
-    let opened = tokio::time::timeout(CONNECT_TIMEOUT, open(addr, &request)).await;
+    let opened = tokio::time::timeout(CONNECT_TIMEOUT, open(addr, &request, board.output)).await;
     drop(permit);
     let result = match opened {
-        Ok(Ok((stream, framing, rest))) => {
+        Ok(Ok((stream, framing, body, rest))) => {
             board.clients.borrow_mut()[index].ready = true;
             board.ready.set(board.ready.get() + 1);
-            stream_events(&board, index, stream, framing, &rest).await
+            stream_events(&board, index, stream, framing, body, &rest).await
         }
         Ok(Err(err)) => Err(err),
         Err(_) => Err(anyhow::anyhow!(
@@ -66,8 +68,13 @@ pub async fn run(
     board.clients.borrow_mut()[index].error = Some(error);
 }
 
-/// Connects, sends the request and reads the response head; returns the bytes read past it.
-async fn open(addr: SocketAddr, request: &[u8]) -> anyhow::Result<(TcpStream, Framing, Vec<u8>)> {
+/// Connects, sends the request and reads the response head; returns how the body is framed,
+/// its parser and the bytes read past the head.
+async fn open(
+    addr: SocketAddr,
+    request: &[u8],
+    output: Output,
+) -> anyhow::Result<(TcpStream, Framing, Body, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -87,22 +94,30 @@ async fn open(addr: SocketAddr, request: &[u8]) -> anyhow::Result<(TcpStream, Fr
             if head.status != 200 {
                 bail!("status {}", head.status);
             }
-            if !head.content_type.starts_with("text/event-stream") {
+            let Some(body) = Body::for_response(output, &head.content_type) else {
                 bail!("content type {:?}", head.content_type);
-            }
-            return Ok((stream, head.framing, buf.split_off(len)));
+            };
+            return Ok((stream, head.framing, body, buf.split_off(len)));
         }
     }
 }
 
-/// One subscriber's decoding state: chunked framing (if any), SSE parser, tally.
+/// The parser of a response body.
+enum Body {
+    /// `text/event-stream`.
+    Events(sse::Parser),
+    /// `multipart/x-mixed-replace`.
+    Mjpeg(multipart::Parser),
+}
+
+/// One subscriber's decoding state: chunked framing (if any), the body's parser, tally.
 struct Reader<'a> {
-    parser: Parser,
+    body: Body,
     dechunker: Option<Dechunker>,
     tally: Tally<'a>,
 }
 
-/// The event handler of one subscriber.
+/// The event (or part) handler of one subscriber.
 struct Tally<'a> {
     board: &'a Board,
     index: usize,
@@ -110,10 +125,17 @@ struct Tally<'a> {
     seen: u64,
 }
 
-impl sse::Handler for Tally<'_> {
-    fn keep_data(&mut self) -> bool {
+impl Tally<'_> {
+    /// Whether to keep the whole of the frame event (or part) starting now, to check it.
+    fn sample(&mut self) -> bool {
         self.seen += 1;
         (self.seen + self.index as u64).is_multiple_of(self.board.sample_every)
+    }
+}
+
+impl sse::Handler for Tally<'_> {
+    fn keep_data(&mut self) -> bool {
+        self.sample()
     }
 
     fn event(&mut self, event: sse::Event<'_>) {
@@ -132,6 +154,45 @@ impl sse::Handler for Tally<'_> {
     }
 }
 
+impl multipart::Handler for Tally<'_> {
+    fn keep_body(&mut self) -> bool {
+        self.sample()
+    }
+
+    fn part(&mut self, part: multipart::Part<'_>) {
+        self.board
+            .received_part(self.index, part.head, part.body, part.len);
+    }
+}
+
+impl Body {
+    /// The parser for a response of `content_type` to a request for `output`, if it is the
+    /// right kind.
+    fn for_response(output: Output, content_type: &str) -> Option<Body> {
+        match output {
+            Output::Sse => content_type
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+                .then(|| Body::Events(sse::Parser::new())),
+            Output::Mjpeg => multipart::boundary(content_type)
+                .map(|boundary| Body::Mjpeg(multipart::Parser::new(boundary))),
+        }
+    }
+
+    /// Feeds decoded body bytes; true once the body has been closed.
+    fn feed(&mut self, bytes: &[u8], tally: &mut Tally<'_>) -> anyhow::Result<bool> {
+        match self {
+            Body::Events(parser) => {
+                parser.feed(bytes, tally);
+                Ok(false)
+            }
+            Body::Mjpeg(parser) => parser.feed(bytes, tally).inspect_err(|_| {
+                tally.board.clients.borrow_mut()[tally.index].malformed = true;
+            }),
+        }
+    }
+}
+
 impl Reader<'_> {
     /// Feeds raw body bytes; true once the body has ended.
     fn feed(&mut self, bytes: &[u8]) -> anyhow::Result<bool> {
@@ -139,27 +200,33 @@ impl Reader<'_> {
         if board.counting_bytes.get() {
             board.bytes.set(board.bytes.get() + bytes.len() as u64);
         }
-        let (parser, tally) = (&mut self.parser, &mut self.tally);
+        let (body, tally) = (&mut self.body, &mut self.tally);
         match self.dechunker.as_mut() {
-            Some(dechunker) => dechunker.feed(bytes, |part| parser.feed(part, tally)),
-            None => {
-                parser.feed(bytes, tally);
-                Ok(false)
+            Some(dechunker) => {
+                let mut closed = Ok(false);
+                let ended = dechunker.feed(bytes, |part| {
+                    if matches!(closed, Ok(false)) {
+                        closed = body.feed(part, tally);
+                    }
+                })?;
+                Ok(closed? || ended)
             }
+            None => body.feed(bytes, tally),
         }
     }
 }
 
-/// Reads the event stream until it ends.
+/// Reads the event stream (or MJPEG) until it ends.
 async fn stream_events(
     board: &Board,
     index: usize,
     stream: TcpStream,
     framing: Framing,
+    body: Body,
     already_read: &[u8],
 ) -> anyhow::Result<()> {
     let mut reader = Reader {
-        parser: Parser::new(),
+        body,
         dechunker: (framing == Framing::Chunked).then(Dechunker::default),
         tally: Tally {
             board,
