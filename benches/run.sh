@@ -265,7 +265,9 @@ wait_for_port() { # port
 start_server() { # framecast|floor|nchan
   case $1 in
     framecast | floor)
-      # Both print "NAME listening on http://ADDR" on stdout once bound.
+      # Both print "NAME listening on http://ADDR" on stdout once bound. The last step's file
+      # goes first: read before the new server's shell truncates it, it gives an old address.
+      rm -f "$scratch/$1.out"
       if [[ $1 == framecast ]]; then
         # Every simulated viewer comes from 127.0.0.1, so the per-client cap is lifted.
         taskset -c 0 "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \

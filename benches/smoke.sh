@@ -47,6 +47,9 @@ line=""
 check() { # name seconds command...
   local name=$1 seconds=$2 url="" i
   shift 2
+  # The last check's file goes first: read before the new server's shell truncates it, it
+  # gives an old address.
+  rm -f "$scratch/$name.out"
   "$@" --bind 127.0.0.1:0 >"$scratch/$name.out" 2>"$scratch/$name.err" &
   server=$!
   for ((i = 0; i < 100; i++)); do
