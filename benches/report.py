@@ -13,10 +13,16 @@ import subprocess
 import tempfile
 
 # Every server measured, in table order; the floor (benches/floor) is the reference writer.
-SERVERS = ("framecast", "floor", "nchan")
+# framecast-mjpeg is framecast with its subscribers on `GET /mjpeg` (loadgen `--output mjpeg`).
+SERVERS = ("framecast", "framecast-mjpeg", "floor", "nchan")
 # The two servers the headline compares column by column.
 COMPARED = ("framecast", "nchan")
-NAMES = {"framecast": "framecast", "floor": "floor", "nchan": "nginx + Nchan"}
+NAMES = {
+    "framecast": "framecast",
+    "framecast-mjpeg": "framecast over MJPEG",
+    "floor": "floor",
+    "nchan": "nginx + Nchan",
+}
 LABELS = ("480p", "720p")
 TARGETS = {"480p": 1.5, "720p": 1.4}
 IDLE_TARGET_KIB = 8.0
@@ -82,6 +88,10 @@ def main():
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in open(args.results) if line.strip()]
+    # A step whose subscribers read MJPEG is its own row, as run.sh names it in "best" lines.
+    for r in rows:
+        if r["mode"] == "run" and r.get("output") == "mjpeg":
+            r["server"] += "-mjpeg"
     # The main comparison's steps; the extra cases (variants, multiplex) are tagged with "case".
     runs = [r for r in rows if r["mode"] == "run" and not r.get("case")]
     cased = [r for r in rows if r["mode"] == "run" and r.get("case")]
@@ -95,12 +105,18 @@ def main():
         hits = [r for r in steps if (r["server"], r["label"], r["subscribers"]) == (server, label, n)]
         return hits[-1] if hits else None
 
-    # Bytes one subscriber needs per second, from the wire bytes per event.
+    # Bytes one subscriber needs per second, from the wire bytes per event (SSE, and MJPEG).
     per_subscriber = {}
     for label in LABELS:
-        sizes = [r["event_bytes"] for r in steps if r["label"] == label and r["event_bytes"] > 0]
-        if sizes:
-            per_subscriber[label] = max(sizes) * fps
+        for mjpeg in (False, True):
+            sizes = [
+                r["event_bytes"]
+                for r in steps
+                if r["label"] == label and r["event_bytes"] > 0
+                and (r["server"] == "framecast-mjpeg") == mjpeg
+            ]
+            if sizes:
+                per_subscriber[(label, mjpeg)] = max(sizes) * fps
 
     # Each server's step at its largest passing count, and its event data per core there.
     at_best = {}
@@ -155,6 +171,17 @@ def main():
                 f"{ratio:.2f} × | ≥ {TARGETS[label]} × | {'yes' if ratio >= TARGETS[label] else 'no'} |"
             )
         for label in LABELS:
+            m, f, n = (best.get((s, label)) for s in ("framecast-mjpeg", "framecast", "nchan"))
+            if m is None:
+                continue
+            over_sse = f" ({m / f:.0%} of framecast's over SSE)" if f else ""
+            nchan = f"{n} (SSE)" if n is not None else "–"
+            ratio = f"{m / n:.2f} ×" if n else ""
+            w(
+                f"| largest passing subscriber count over MJPEG (`/mjpeg`), {label} at {fps:g} fps | "
+                f"{m}{over_sse} | {nchan} | {ratio} | (none) | |"
+            )
+        for label in LABELS:
             floor = at_best.get(("floor", label))
             if not floor:
                 continue
@@ -192,6 +219,12 @@ def main():
                 f"| publish→receive p50, 10 subscribers, 480p | {cells[0]} | {cells[1]} | | "
                 f"≤ {P50_TARGET_MS:g} ms | {met} |"
             )
+            m50 = small.get("framecast-mjpeg", {}).get("latency_ms", {}).get("p50")
+            if m50 is not None:
+                w(
+                    f"| publish→receive p50, 10 subscribers, 480p, over MJPEG | {m50:.2f} ms | – | | "
+                    "(none) | |"
+                )
         stalled = {r["server"]: r for r in runs if r["stalled"] > 0}
         if stalled:
             cells = []
@@ -233,11 +266,13 @@ def main():
             )
         w("")
         for label in LABELS:
-            if label in per_subscriber:
-                w(
-                    f"A {label} subscriber at {fps:g} fps needs {per_subscriber[label] / 1e6:.2f} MB/s "
-                    f"(≈ {per_subscriber[label] / fps / 1e3:.0f} KB per event on the wire)."
-                )
+            for mjpeg, how, unit in ((False, "", "event"), (True, " MJPEG", "part")):
+                need = per_subscriber.get((label, mjpeg))
+                if need:
+                    w(
+                        f"A {label}{how} subscriber at {fps:g} fps needs {need / 1e6:.2f} MB/s "
+                        f"(≈ {need / fps / 1e3:.0f} KB per {unit} on the wire)."
+                    )
         for r in iperfs:
             w(
                 f"For context only (not a bound: bulk streams through a few deep socket buffers are "
@@ -252,9 +287,10 @@ def main():
             w("## Against the floor\n")
             w(
                 "| server | frames | largest passing count | event data GB/s | server CPU (of one core) "
-                "| GB/s per server core | share of the floor's per core |"
+                "| GB/s per server core | share of the floor's per core | frames delivered/s per "
+                "server core |"
             )
-            w("|---|---|---|---|---|---|---|")
+            w("|---|---|---|---|---|---|---|---|")
             for label in LABELS:
                 floor = at_best.get(("floor", label))
                 for server in SERVERS:
@@ -265,9 +301,16 @@ def main():
                     w(
                         f"| {NAMES[server]} | {label} | {r['subscribers']} | "
                         f"{r['payload_bytes_per_s'] / 1e9:.2f} | {pct(r['server_cpu_share'], 0)} | "
-                        f"{per_core(r) / 1e9:.2f} | {share} |"
+                        f"{per_core(r) / 1e9:.2f} | {share} | "
+                        f"{r['events_per_s'] / r['server_cpu_share']:.0f} |"
                     )
             w("")
+            if any(server == "framecast-mjpeg" for server, _ in at_best):
+                w(
+                    "Over MJPEG the event data is the JPEG itself, about three quarters of the bytes "
+                    "of an SSE event (the same JPEG in base64, inside JSON), so its bytes per core "
+                    "are not the floor's kind: compare frames delivered per server core.\n"
+                )
 
         w("## At the largest passing count\n")
         w(
@@ -450,6 +493,19 @@ def main():
             "a server writing events this way delivers per core on this machine (another technique, "
             "zero-copy sends say, could do better); it is not a server to deploy."
         )
+    if any(r["server"] == "framecast-mjpeg" for r in runs):
+        w(
+            "- framecast over MJPEG (`framecast-mjpeg`, `loadgen run --output mjpeg`): the same "
+            "framecast, its subscribers on `GET /mjpeg` (`multipart/x-mixed-replace`, one JPEG per "
+            "part with its `Content-Length`). A part carries no `seq`, so the generator numbers "
+            "the frames itself and writes the number into each JPEG it publishes, as a "
+            "fixed-length comment segment (`FF FE`) right after start-of-image, which framecast "
+            "passes on untouched. A subscriber reads each part's headers and its first 64 bytes "
+            "(the number), counts the rest by `Content-Length` without scanning it, and counts "
+            "the part once the delimiter after it has been read (when a browser would show it). "
+            "Latency, drops and the one-in-100 byte-for-byte check are then as for SSE events; "
+            "the event data counted is the JPEG as published, its mark included."
+        )
     w(
         "- Server CPU is utime + stime from `/proc/PID/stat` over the measured window (nginx: "
         "master + worker); peak RSS is the largest `VmRSS` sampled every 250 ms. Kernel "
@@ -479,7 +535,7 @@ def main():
     w("")
     w("### Commands\n")
     w("```sh")
-    w("bash benches/run.sh      # this whole file, ~16 min; --quick for a coarse pass")
+    w("bash benches/run.sh      # this whole file, ~20 min; --quick for a coarse pass")
     w("# only the framecast-only cases (scaled variants, 16 streams on one connection), ~3 min:")
     w("CASES=variants,multiplex RESULTS_DIR=/tmp/cases bash benches/run.sh")
     w("# another framecast build, results elsewhere (before/after):")
@@ -499,6 +555,8 @@ def main():
     w("# the same with every viewer at width 320; or 16 streams, each viewer on one connection:")
     w("#   ... --frames benches/out/frames/720p --subscribers 500 --query width=320")
     w("#   ... --frames benches/out/frames/480p --fps 10 --subscribers 200 --streams 16 --multiplex")
+    w("# the same with every subscriber reading MJPEG (GET /mjpeg):")
+    w("#   ... --frames benches/out/frames/480p --subscribers 1000 --output mjpeg")
     w("taskset -c 0 target/release/floor --bind 127.0.0.1:8081 &   # then --server floor")
     w(
         "taskset -c 1 iperf3 -s -p 5201 & taskset -c 0 iperf3 -c 127.0.0.1 -p 5201 -t 8 -P 8 -J"
@@ -683,12 +741,15 @@ def draw(steps, path):
                 colour = {
                     ("framecast", "480p"): "#1f5fbf",
                     ("framecast", "720p"): "#7fa8e8",
+                    ("framecast-mjpeg", "480p"): "#1e8449",
+                    ("framecast-mjpeg", "720p"): "#82c99a",
                     ("floor", "480p"): "#333333",
                     ("floor", "720p"): "#999999",
                     ("nchan", "480p"): "#c0392b",
                     ("nchan", "720p"): "#e8998f",
                 }[(server, label)]
-                title = f"{'Nchan' if server == 'nchan' else server} {label}"
+                title = {"nchan": "Nchan", "framecast-mjpeg": "framecast MJPEG"}.get(server, server)
+                title = f"{title} {label}"
                 series.append((data, title, f"rgb '{colour}'", "5" if label == "480p" else "7"))
         if not series:
             return
@@ -702,7 +763,7 @@ def draw(steps, path):
         script = f"""
 set terminal pngcairo size 1400,560 font ',11'
 set output '{path}'
-set multiplot layout 1,2 title 'framecast vs the floor vs nginx+Nchan: one stream at 30 fps, server on one core'
+set multiplot layout 1,2 title 'framecast (SSE, MJPEG) vs the floor vs nginx+Nchan: one stream at 30 fps, server on one core'
 set grid
 set key top left
 set logscale x 2

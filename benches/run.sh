@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full fan-out benchmark: framecast against the floor (benches/floor, about the least work a
-# fan-out can do) and against nginx + Nchan, on the same frames, in the same run.
+# fan-out can do) and against nginx + Nchan, on the same frames, in the same run; framecast is
+# measured twice, with subscribers reading SSE (`/events`) and reading MJPEG (`/mjpeg`).
 #
-#   bash benches/run.sh            # full run (~16 min), writes benches/RESULTS.md, results.png
+#   bash benches/run.sh            # full run (~20 min), writes benches/RESULTS.md, results.png
 #   bash benches/run.sh --quick    # a few minutes, coarse search, for trying the script out
 #   # only the two framecast-only cases below (~2-3 min), report in benches/out/cases/
 #   CASES=variants,multiplex bash benches/run.sh
@@ -12,14 +13,18 @@
 #
 # For each server and each resolution (480p, 720p) it finds the largest number of subscribers
 # that still passes at 30 fps: >= 99 % of offered frames accepted, mean per-subscriber drops
-# < 1 %, p99 publish->receive latency < 100 ms. Servers run on CPU 0, the load generator on
+# < 1 %, p99 publish->receive latency < 100 ms. `framecast-mjpeg` is framecast again, its
+# subscribers on `GET /mjpeg` (`loadgen run --output mjpeg`: each JPEG published carries its
+# number in a comment segment, read back from the start of each part), under the same pass
+# criteria; it is its own row in the report. Servers run on CPU 0, the load generator on
 # CPU 1; every server is started fresh for every step. The floor is a one-thread epoll writer
 # that builds each frame's event once and writes it to every subscriber; framecast's event
 # data delivered per second per server core is reported as a share of the floor's. It also
-# measures, for framecast and Nchan: server memory per idle subscriber at 10 000 connections
-# (and for framecast what a `/metrics` scrape costs, with none and with all of them),
-# latency with 10 subscribers, and publishing with 1 000 stalled subscribers; and, as context
-# only, loopback TCP throughput with iperf3 (bulk streams, not the same work as fan-out).
+# measures latency with 10 subscribers (framecast over SSE and over MJPEG, Nchan), and for
+# framecast and Nchan: server memory per idle subscriber at 10 000 connections (and for
+# framecast what a `/metrics` scrape costs, with none and with all of them) and publishing
+# with 1 000 stalled subscribers; and, as context only, loopback TCP throughput with iperf3
+# (bulk streams, not the same work as fan-out).
 # Those are the "main" case. Two more cases measure framecast alone, each its own table:
 #   variants   scaled variants (`/events?width=N`): 720p published at 30 fps; server CPU per
 #              published frame with 1 full-size viewer, then 1 and 500 viewers at width 320 and
@@ -34,7 +39,8 @@
 # Knobs (environment):
 #   FRAMECAST_BIN     framecast binary to measure (default: build this checkout's, release)
 #   RESULTS_DIR       where RESULTS.md, results.png, results.jsonl go (default: benches/)
-#   SERVERS           servers to measure, in order (default: "framecast floor nchan")
+#   SERVERS           servers to measure, in order (default: "framecast framecast-mjpeg floor
+#                     nchan"; framecast-mjpeg is framecast with MJPEG subscribers)
 #   LABELS            frame sizes (default: "480p 720p")
 #   IPERF             0 to skip the iperf3 context line (default 1)
 #   STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2), FPS (30),
@@ -51,6 +57,9 @@
 # One step against the floor only, say:
 #   SERVERS=floor LABELS=480p IPERF=0 START_SUBSCRIBERS=400 MAX_SUBSCRIBERS=400 \
 #     RESULTS_DIR=/tmp/floor bash benches/run.sh --quick
+# The MJPEG row alone, a short search:
+#   SERVERS=framecast-mjpeg LABELS=480p IPERF=0 START_SUBSCRIBERS=100 MAX_SUBSCRIBERS=200 \
+#     CASES=main RESULTS_DIR=/tmp/mjpeg bash benches/run.sh --quick
 set -euo pipefail
 # Paths given in the environment are relative to where the script was started.
 [[ -z ${FRAMECAST_BIN:-} ]] || FRAMECAST_BIN=$(realpath -- "$FRAMECAST_BIN")
@@ -71,7 +80,7 @@ fps=${FPS:-30}
 start_subscribers=${START_SUBSCRIBERS:-100}
 max_subscribers=${MAX_SUBSCRIBERS:-12000}
 idle_subscribers=${IDLE_SUBSCRIBERS:-10000}
-read -ra servers <<<"${SERVERS:-framecast floor nchan}"
+read -ra servers <<<"${SERVERS:-framecast framecast-mjpeg floor nchan}"
 read -ra labels <<<"${LABELS:-480p 720p}"
 iperf=${IPERF:-1}
 # The extra cases measure framecast only: by default they run when SERVERS includes it.
@@ -113,8 +122,8 @@ if ! running main; then
 fi
 for server in "${servers[@]}"; do
   case $server in
-    framecast | floor | nchan) ;;
-    *) echo "SERVERS: unknown server $server (framecast, floor, nchan)" >&2; exit 1 ;;
+    framecast | framecast-mjpeg | floor | nchan) ;;
+    *) echo "SERVERS: unknown server $server (framecast, framecast-mjpeg, floor, nchan)" >&2; exit 1 ;;
   esac
 done
 for label in "${labels[@]}"; do
@@ -262,8 +271,17 @@ wait_for_port() { # port
   return 1
 }
 
-start_server() { # framecast|floor|nchan
+# How the generator talks to a SERVERS entry: which server, and what its subscribers read.
+loadgen_target() { # entry
   case $1 in
+    framecast-mjpeg) echo "--server framecast --output mjpeg" ;;
+    *) echo "--server $1" ;;
+  esac
+}
+
+start_server() { # framecast|framecast-mjpeg|floor|nchan
+  case $1 in
+    framecast-mjpeg) start_server framecast ;;
     framecast | floor)
       # Both print "NAME listening on http://ADDR" on stdout once bound. The last step's file
       # goes first: read before the new server's shell truncates it, it gives an old address.
@@ -329,7 +347,7 @@ measure() { # server label subscribers [extra loadgen args...]
   shift 3
   start_server "$server"
   # shellcheck disable=SC2046
-  line=$(taskset -c 1 "$loadgen_bin" run --server "$server" --url "$server_url" \
+  line=$(taskset -c 1 "$loadgen_bin" run $(loadgen_target "$server") --url "$server_url" \
     $(pid_args) --frames "$frames/$label" --fps "$fps" --subscribers "$n" \
     --duration "$step_seconds" --warmup "$warmup_seconds" --label "$label" "$@" \
     2>>"$scratch/loadgen.log") || true
@@ -343,7 +361,8 @@ measure() { # server label subscribers [extra loadgen args...]
   python3 - "$line" <<'EOF' >&2
 import json, sys
 r = json.loads(sys.argv[1])
-print(f"  {r['server']:9} {r['label']:4} n={r['subscribers']:<6} accepted {r['accept_ratio']*100:5.1f}%"
+server = r['server'] + ('-mjpeg' if r.get('output') == 'mjpeg' else '')
+print(f"  {server:15} {r['label']:4} n={r['subscribers']:<6} accepted {r['accept_ratio']*100:5.1f}%"
       f"  drops {r['drop_ratio']['mean']*100:5.2f}%  p99 {r['latency_ms']['p99']:7.1f} ms"
       f"  server cpu {r['server_cpu_share']*100:3.0f}%  loadgen cpu {r['loadgen_cpu_share']*100:3.0f}%"
       f"  {'PASS' if r['pass'] else 'fail'}")
@@ -442,18 +461,25 @@ for label in "${labels[@]}"; do
   done
 done
 
-# The floor is a reference for throughput only: these three are framecast's and Nchan's.
+# The floor is a reference for throughput only: these are framecast's and Nchan's (latency
+# over MJPEG too; stalled and idle subscribers over SSE only).
 compared=()
 for server in framecast nchan; do
   if measuring "$server"; then compared+=("$server"); fi
 done
+latency_servers=()
+for server in framecast framecast-mjpeg nchan; do
+  if measuring "$server"; then latency_servers+=("$server"); fi
+done
 
-if ((${#compared[@]})); then
+if ((${#latency_servers[@]})); then
   say "latency with 10 subscribers"
-  for server in "${compared[@]}"; do
+  for server in "${latency_servers[@]}"; do
     measure "$server" 480p 10 --sample-every 10
   done
+fi
 
+if ((${#compared[@]})); then
   say "publishing with 1000 stalled subscribers next to 200 healthy ones"
   for server in "${compared[@]}"; do
     measure "$server" 480p 200 --stalled 1000
