@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A few seconds of the benchmark harness, so it keeps working: framecast, then the floor
 # (benches/floor) for a shorter while, 480p frames, 5 subscribers; then framecast for a second
-# each with the generator's other modes: viewers at a scaled width (`--query width=160`), and
-# four streams watched on one connection per viewer (`--multiplex`) and on one per stream.
+# each with the generator's other modes: viewers at a scaled width (`--query width=160`), four
+# streams watched on one connection per viewer (`--multiplex`) and on one per stream, and
+# viewers reading MJPEG (`--output mjpeg`, `GET /mjpeg`).
 # Fails if the load generator's checks fail (a sampled payload differs from the frame sent or a
 # scaled one does not decode to its announced size, nothing was delivered, events out of order
-# or of a stream not asked for) or a subscriber could not connect, or framecast scaled more
-# frames than it published. Performance thresholds are not checked here: the full run is
+# or of a stream not asked for, a part that breaks the multipart framing or has no mark) or a
+# subscriber could not connect, or framecast scaled more frames than it published, or no MJPEG
+# part was checked byte for byte. Performance thresholds are not checked here: the full run is
 # benches/run.sh.
 #
 #   bash benches/smoke.sh          # builds framecast, floor and loadgen (release) if needed
@@ -99,4 +101,14 @@ subscribers=3 connections=3 extra=(--streams 4 --multiplex)
 check framecast 1 "${framecast[@]}"
 subscribers=2 connections=8 extra=(--streams 4)
 check framecast 1 "${framecast[@]}"
-echo "smoke: loadgen checks passed (framecast and floor; width, multiplexed and separate streams)"
+# MJPEG: each part is known by the number the generator marked in its JPEG.
+subscribers=3 connections=3 extra=(--output mjpeg)
+check framecast 1 "${framecast[@]}"
+python3 - "$line" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+if r["output"] != "mjpeg" or r["checked"] == 0 or r["latency_samples"] == 0:
+    sys.exit(f"smoke: MJPEG: output {r['output']}, {r['checked']} parts checked, "
+             f"{r['latency_samples']} latencies")
+EOF
+echo "smoke: loadgen checks passed (framecast and floor; width, multiplexed and separate streams, MJPEG)"
