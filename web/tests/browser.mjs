@@ -12,10 +12,15 @@
 // server, and all 16 /events responses HTTP/2 streams of one connection. Then, against a framecast with
 // access tokens on (and a tiny token backend in Node): the demo refreshing ~4 s tokens without a visible
 // pause, the built-in viewer with and without `?access_token=`, and the demo giving up on a token that
-// does not cover its stream. Prints a summary and exits non-zero on failure.
+// does not cover its stream. Then MJPEG in plain <img> tags on a page of another origin, against a framecast
+// fed solid-colour JPEGs over POST /frames: the pixels (read through a canvas, which CORS allows) follow what
+// is pushed, the last frame pushed is on screen within a second with nothing after it, `fps` and `width`
+// work, a /snapshot <img> shows the current frame, and Chromium's memory stays flat while an <img> plays the
+// 30 fps test pattern. Prints a summary and exits non-zero on failure.
 //
 // Env: FRAMECAST_BIN (default ../target/release/framecast), CHROMIUM_PATH (default /usr/bin/chromium),
-// SOAK_SECONDS (default 60; the single stream and the wall are each watched this long).
+// SOAK_SECONDS (default 60; the single stream and the wall are each watched this long, the MJPEG <img> a third
+// of it).
 
 import { spawn } from 'node:child_process'
 import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto'
@@ -34,8 +39,10 @@ const FramecastBin = resolve(WebDir, process.env.FRAMECAST_BIN ?? '../target/rel
 const ChromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 /** How long the heap is watched while streaming. */
 const SoakMs = Number(process.env.SOAK_SECONDS ?? 60) * 1000
-/** The whole run, both soaks included, must end before this. */
-const RunDeadlineMs = 2 * SoakMs + 160_000
+/** How long Chromium's memory is watched while an MJPEG <img> plays. */
+const ImgSoakMs = SoakMs / 3
+/** The whole run, every soak included, must end before this. */
+const RunDeadlineMs = 2 * SoakMs + ImgSoakMs + 180_000
 /** The test pattern's rate, and how far the measured fps may stray from it. */
 const SourceFps = 30
 const FpsTolerance = 5
@@ -61,6 +68,29 @@ const WallRemovalWatchMs = 3_000
 const WallSampleEveryMs = 100
 /** The wall over HTTPS, every tile on a hook of its own: how soon all must be live after navigating. */
 const H2LiveWithinMs = 5_000
+/**
+ * MJPEG in <img>: how soon a pushed frame must be on screen when nothing is pushed after it (a server that
+ * lets a browser finish a part only when the next frame comes fails this), the colour burst's rate and
+ * length, the `fps` and `width` asked for, and the pictures' size.
+ */
+const ImgShowsWithinMs = 1_000
+const ImgBurstFps = 10
+const ImgBurstFrames = 20
+const ImgSlowFps = 2
+const ImgSmallWidth = 160
+const ImgWidth = 320
+const ImgHeight = 240
+/** Allowed growth of Chromium's anonymous memory (all its processes) over the MJPEG soak; keeping every decoded 640x480 frame would be ~1.2 MB a frame. */
+const ImgMemoryGrowthLimit = 64 * 1024 * 1024
+/** Solid colours pushed as JPEGs; `last` is kept for the frame that nothing follows. */
+const ImgColours = {
+  red: [220, 30, 30],
+  green: [30, 200, 30],
+  blue: [30, 30, 220],
+  yellow: [230, 220, 40],
+  last: [230, 40, 230],
+}
+const ImgBurstColours = ['red', 'green', 'blue', 'yellow']
 const ChromiumArgs = [
   '--no-sandbox',
   '--disable-gpu',
@@ -159,10 +189,19 @@ const ContentTypes = {
   '.json': 'application/json',
 }
 
-/** Serves dist/ on a free 127.0.0.1 port; the page is then cross-origin to framecast. */
+/** Pages of the test's own, served next to dist/: a bare page that the MJPEG checks put <img> tags in. */
+const TestPages = {
+  '/img-check.html': '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>framecast img check</title><body></body>',
+}
+
+/** Serves dist/ (and TestPages) on a free 127.0.0.1 port; the page is then cross-origin to framecast. */
 async function startStaticServer() {
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
+    if (Object.hasOwn(TestPages, path)) {
+      response.writeHead(200, { 'content-type': ContentTypes['.html'], 'cache-control': 'no-store' }).end(TestPages[path])
+      return
+    }
     const file = normalize(join(DistDir, path.endsWith('/') ? `${path}index.html` : path))
     if (!file.startsWith(DistDir + sep)) {
       response.writeHead(403).end()
@@ -495,6 +534,7 @@ async function run() {
   await checkCameraWall(context, pageOrigin, pageErrors)
   await checkHttp2Wall(pageOrigin, pageErrors)
   await checkAccessTokens(context, pageOrigin)
+  await checkMjpegImg(browser, context, pageOrigin, pageErrors)
 
   record('no errors in the page console', pageErrors.length === 0, pageErrors.slice(0, 5).join(' | '))
 }
@@ -1065,6 +1105,327 @@ async function checkRefusedToken(context, backend, demoUrl) {
   await page.close()
 }
 
+/**
+ * 12. MJPEG in <img> tags, on a page of another origin, against a framecast of its own fed solid-colour JPEGs
+ * over POST /frames. Every <img> has crossorigin="anonymous", so its pixels can be read through a canvas (a
+ * tainted canvas would be a CORS finding). A watcher in the page draws every <img> on each animation frame and
+ * logs when its picture changes; the checks read that log.
+ */
+async function checkMjpegImg(browser, context, pageOrigin, pageErrors) {
+  const startedAt = Date.now()
+  const framecast = await startFramecast()
+  const stream = 'img-check'
+  log(`MJPEG <img>: framecast at ${framecast.url}, stream ${stream}`)
+  const page = await context.newPage()
+  page.on('console', message => {
+    if (message.type() === 'error') pageErrors.push(message.text())
+  })
+  await page.goto(`${pageOrigin}/img-check.html`)
+  await page.evaluate(watchImages)
+  const jpegs = await solidJpegs(page)
+  const push = colour => pushJpeg(framecast.url, stream, jpegs[colour])
+  const mjpeg = `${framecast.url}/mjpeg?stream=${stream}`
+  const seenBy = id => page.evaluate(id => globalThis.__imgSeen[id] ?? null, id)
+
+  // a. Three <img> on one stream: at full rate, at `fps`, and at `width`; then a burst of colours.
+  const first = ImgBurstColours.at(-1)
+  await push(first)
+  await addImages(page, { live: mjpeg, slow: `${mjpeg}&fps=${ImgSlowFps}`, small: `${mjpeg}&width=${ImgSmallWidth}` })
+  const connected = await waitFor('the three <img> to connect', 5_000, async () => (await subscribersOf(framecast.url, stream)) === 3)
+    .then(() => true)
+    .catch(() => false)
+  const pushed = [first]
+  const burstStart = Date.now()
+  for (let i = 0; i < ImgBurstFrames; i++) {
+    const colour = ImgBurstColours[i % ImgBurstColours.length]
+    await push(colour)
+    pushed.push(colour)
+    await sleep(Math.max(0, burstStart + ((i + 1) * 1000) / ImgBurstFps - Date.now()))
+  }
+  const burstMs = Date.now() - burstStart
+  await sleep(300)
+  const [live, slow, small] = await Promise.all(['live', 'slow', 'small'].map(seenBy))
+  const during = seen => colourRun(seen, burstStart, burstStart + burstMs + 300)
+  const liveShown = burstShown(during(live), pushed)
+  record(
+    'MJPEG <img> on another origin: its pixels follow the colours pushed',
+    connected && live?.error === null && live.width === ImgWidth && live.height === ImgHeight && liveShown >= 0.5 * ImgBurstFrames,
+    (connected ? '' : `not all three <img> connected within 5 s; `) +
+      `${describeImage(live)}; showed ${describeRun(during(live), pushed)} in ${burstMs} ms`,
+  )
+  // Counted as changes of picture: at this pace a colour comes back every few frames, so which frame each was is not known.
+  const slowRun = during(slow)
+  const slowMost = Math.ceil((burstMs / 1000) * ImgSlowFps) + 1
+  record(
+    `MJPEG <img> with ?fps=${ImgSlowFps}: about ${ImgSlowFps} pictures a second`,
+    slow?.error === null && slowRun.length >= 2 && slowRun.length <= slowMost && matchRun(slowRun, pushed) !== null,
+    `${describeImage(slow)}; ${slowRun.length} pictures (${slowRun.join(' ')}) while ${ImgBurstFrames} frames came in ` +
+      `${burstMs} ms; at most ${slowMost} allowed`,
+  )
+  const smallShown = burstShown(during(small), pushed)
+  record(
+    `MJPEG <img> with ?width=${ImgSmallWidth}: naturalWidth ${ImgSmallWidth}, pictures follow`,
+    small?.error === null && small.width === ImgSmallWidth && smallShown >= 0.5 * ImgBurstFrames,
+    `${describeImage(small)}; showed ${describeRun(during(small), pushed)}`,
+  )
+
+  // b. The last frame, with nothing pushed after it, on the open <img> and on one opened after the push.
+  const lastPushedAt = Date.now()
+  await push('last')
+  // Another query string, or Chromium would give it the open <img>'s picture from its memory cache.
+  await addImages(page, { fresh: `${mjpeg}&fresh` })
+  const shownAt = seen => seen?.changes.find(change => change.at >= lastPushedAt && nearestColour(change.rgb) === 'last')?.at
+  const shown = await waitFor('the last colour on both <img>', ImgShowsWithinMs, async () => {
+    const both = await Promise.all([seenBy('live'), seenBy('fresh')])
+    return both.every(seen => shownAt(seen) !== undefined) ? both : null
+  }, 20).catch(() => null)
+  const [liveAfter, freshAfter] = shown ?? (await Promise.all([seenBy('live'), seenBy('fresh')]))
+  const delay = seen => {
+    const at = shownAt(seen)
+    return at === undefined ? `not within ${ImgShowsWithinMs} ms, shows ${showing(seen)}` : `${at - lastPushedAt} ms`
+  }
+  Object.assign(figures, {
+    imgLastMs: shownAt(liveAfter) === undefined ? null : shownAt(liveAfter) - lastPushedAt,
+    imgFreshMs: shownAt(freshAfter) === undefined ? null : shownAt(freshAfter) - lastPushedAt,
+  })
+  record(
+    `MJPEG <img>: the last frame pushed is on screen within ${ImgShowsWithinMs} ms with nothing after it`,
+    shown !== null,
+    `from the POST to the picture: open <img> ${delay(liveAfter)}; <img> opened after the POST ${delay(freshAfter)}`,
+  )
+
+  // c. A snapshot <img> shows the current frame.
+  const snapshot = await page
+    .evaluate(async src => {
+      const image = new Image()
+      image.crossOrigin = 'anonymous'
+      image.id = 'snapshot'
+      image.src = src
+      document.body.append(image)
+      await image.decode()
+    }, `${framecast.url}/snapshot?stream=${stream}`)
+    .then(() => waitFor('the snapshot to be drawn', 2_000, async () => {
+      const seen = await seenBy('snapshot')
+      return seen?.changes.length > 0 ? seen : null
+    }))
+    .catch(error => error)
+  record(
+    'snapshot <img> on another origin shows the current frame',
+    !(snapshot instanceof Error) && snapshot.error === null && showing(snapshot) === 'last' && snapshot.width === ImgWidth,
+    snapshot instanceof Error ? snapshot.message : `${describeImage(snapshot)}, shows ${showing(snapshot)}`,
+  )
+
+  // d. Clearing the src of an <img> closes its connection at once (taking it out of the page alone does not).
+  const openBefore = await subscribersOf(framecast.url, stream)
+  const clearedAt = Date.now()
+  await page.evaluate(() => {
+    for (const image of [...document.images]) {
+      image.src = ''
+      image.remove()
+    }
+  })
+  const closedMs = await waitFor('the <img> connections to close', 2_000, async () => (await subscribersOf(framecast.url, stream)) === 0, 20)
+    .then(() => Date.now() - clearedAt)
+    .catch(() => null)
+  record(
+    "clearing an MJPEG <img>'s src closes its connection",
+    openBefore === 4 && closedMs !== null,
+    `${openBefore} /mjpeg connections on the stream -> ` +
+      (closedMs === null ? `${await subscribersOf(framecast.url, stream)} still open after 2 s` : `0 after ${closedMs} ms`),
+  )
+
+  // e. Chromium's memory while an <img> plays the 30 fps test pattern.
+  await addImages(page, { pattern: `${framecast.url}/mjpeg?stream=default` })
+  const playing = await waitFor('the test pattern to play', 5_000, async () => ((await seenBy('pattern'))?.changes.length ?? 0) >= SourceFps).catch(error => error)
+  if (playing instanceof Error) {
+    record('MJPEG <img>: memory stays flat while it plays', false, playing.message)
+  } else {
+    const pageCdp = await context.newCDPSession(page)
+    const browserCdp = await browser.newBrowserCDPSession()
+    const memory = async () => {
+      await pageCdp.send('HeapProfiler.collectGarbage')
+      return chromiumMemory(browserCdp)
+    }
+    const framesBefore = (await seenBy('pattern')).changes.length
+    const series = [await memory()]
+    log(`MJPEG <img>: watching Chromium's memory for ${ImgSoakMs / 1000} s (start ${mib(series[0])})`)
+    const soakStart = Date.now()
+    while (Date.now() - soakStart < ImgSoakMs) {
+      await sleep(Math.min(5_000, ImgSoakMs - (Date.now() - soakStart)))
+      series.push(await memory())
+    }
+    const frames = (await seenBy('pattern')).changes.length - framesBefore
+    await pageCdp.detach().catch(() => {})
+    await browserCdp.detach().catch(() => {})
+    const growth = series.at(-1) - series[0]
+    Object.assign(figures, {
+      imgMemoryStart: series[0],
+      imgMemoryEnd: series.at(-1),
+      imgSoakFrames: frames,
+    })
+    record(
+      `MJPEG <img>: Chromium's memory stays flat over ${ImgSoakMs / 1000} s of the ${SourceFps} fps test pattern`,
+      growth < ImgMemoryGrowthLimit && frames >= 0.5 * SourceFps * (ImgSoakMs / 1000),
+      `anonymous memory of all its processes ${series.map(mib).join(', ')}; ` +
+        `${frames} pictures drawn in ${ImgSoakMs / 1000} s`,
+    )
+  }
+
+  await page.close()
+  await framecast.stop()
+  figures.imgChecksSeconds = (Date.now() - startedAt) / 1000
+}
+
+/**
+ * Runs in the page: every animation frame, draws each <img> with an id small on a canvas and logs in
+ * `__imgSeen[id]` when its picture changes (`at` in ms since the epoch, `rgb` at the centre), its natural size,
+ * and an error if its pixels cannot be read.
+ */
+function watchImages() {
+  const canvas = document.createElement('canvas')
+  canvas.width = 64
+  canvas.height = 48
+  const context = canvas.getContext('2d', { willReadFrequently: true })
+  const seen = {}
+  globalThis.__imgSeen = seen
+  const tick = () => {
+    for (const image of document.images) {
+      if (!image.id || image.naturalWidth === 0) continue
+      const log = (seen[image.id] ??= { changes: [], error: null, width: 0, height: 0, hash: null })
+      log.width = image.naturalWidth
+      log.height = image.naturalHeight
+      try {
+        context.drawImage(image, 0, 0, canvas.width, canvas.height)
+        const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
+        let hash = 0
+        for (let i = 0; i < data.length; i += 4) hash = (hash * 31 + data[i] + 3 * data[i + 1] + 7 * data[i + 2]) >>> 0
+        if (hash !== log.hash) {
+          const centre = ((canvas.height / 2) * canvas.width + canvas.width / 2) * 4
+          log.changes.push({ at: Date.now(), rgb: [data[centre], data[centre + 1], data[centre + 2]] })
+          log.hash = hash
+        }
+      } catch (error) {
+        log.error = `${error.name}: ${error.message}`
+      }
+    }
+    requestAnimationFrame(tick)
+  }
+  requestAnimationFrame(tick)
+}
+
+/** Adds an <img crossorigin="anonymous"> to the page for each `{ id: src }`. */
+async function addImages(page, sources) {
+  await page.evaluate(sources => {
+    for (const [id, src] of Object.entries(sources)) {
+      const image = document.createElement('img')
+      image.id = id
+      image.crossOrigin = 'anonymous'
+      image.src = src
+      document.body.append(image)
+    }
+  }, sources)
+}
+
+/** A JPEG of each of ImgColours, ImgWidth x ImgHeight, made by the page's canvas. */
+async function solidJpegs(page) {
+  const encoded = await page.evaluate(
+    ({ colours, width, height }) =>
+      Object.fromEntries(
+        Object.entries(colours).map(([name, [r, g, b]]) => {
+          const canvas = document.createElement('canvas')
+          canvas.width = width
+          canvas.height = height
+          const context = canvas.getContext('2d')
+          context.fillStyle = `rgb(${r}, ${g}, ${b})`
+          context.fillRect(0, 0, width, height)
+          return [name, canvas.toDataURL('image/jpeg', 0.9).split(',')[1]]
+        }),
+      ),
+    { colours: ImgColours, width: ImgWidth, height: ImgHeight },
+  )
+  return Object.fromEntries(Object.entries(encoded).map(([name, base64]) => [name, Buffer.from(base64, 'base64')]))
+}
+
+/** Publishes one JPEG to `stream` with POST /frames. */
+async function pushJpeg(framecastUrl, stream, jpeg) {
+  const response = await fetch(`${framecastUrl}/frames?stream=${stream}`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: jpeg,
+    signal: AbortSignal.timeout(2_000),
+  })
+  if (!response.ok) throw new Error(`POST /frames answered ${response.status}: ${await response.text()}`)
+}
+
+/** The name of the ImgColours entry nearest to `rgb`, or the rgb itself when none is near. */
+function nearestColour([r, g, b]) {
+  let best = null
+  let bestDistance = Infinity
+  for (const [name, [cr, cg, cb]] of Object.entries(ImgColours)) {
+    const distance = Math.abs(r - cr) + Math.abs(g - cg) + Math.abs(b - cb)
+    if (distance < bestDistance) [best, bestDistance] = [name, distance]
+  }
+  return bestDistance <= 60 ? best : `rgb(${r},${g},${b})`
+}
+
+/** The colours an <img> showed between `from` and `to`, each change once. */
+function colourRun(seen, from, to) {
+  const run = []
+  for (const change of seen?.changes ?? []) {
+    const name = nearestColour(change.rgb)
+    if (change.at >= from && change.at <= to && run.at(-1) !== name) run.push(name)
+  }
+  return run
+}
+
+/**
+ * Where each colour `shown` matches `pushed` (whose first entry was pushed before the burst), in order and
+ * some frames left out; `null` if `shown` has anything out of order or never pushed.
+ */
+function matchRun(shown, pushed) {
+  const matched = []
+  let next = 0
+  for (const name of shown) {
+    while (next < pushed.length && pushed[next] !== name) next += 1
+    if (next === pushed.length) return null
+    matched.push(next)
+    next += 1
+  }
+  return matched
+}
+
+/** How many frames of the burst (after `pushed[0]`) an <img> showed in order; 0 if anything was out of order. */
+function burstShown(shown, pushed) {
+  return matchRun(shown, pushed)?.filter(index => index > 0).length ?? 0
+}
+
+function describeRun(shown, pushed) {
+  const order = matchRun(shown, pushed) === null ? 'NOT in the order pushed' : 'in the order pushed'
+  return `${burstShown(shown, pushed)} of the ${pushed.length - 1} frames pushed, ${order} (${shown.join(' ') || 'nothing'})`
+}
+
+/** What an <img> shows now: a colour name, or that it shows nothing. */
+function showing(seen) {
+  const last = seen?.changes.at(-1)
+  return last ? nearestColour(last.rgb) : 'nothing (naturalWidth 0)'
+}
+
+function describeImage(seen) {
+  if (seen === null) return 'never drawn (naturalWidth 0)'
+  return `${seen.width}x${seen.height}, pixels ${seen.error === null ? 'readable' : `NOT readable (${seen.error})`}`
+}
+
+/** Resident anonymous memory of all Chromium's processes together (Linux's /proc), in bytes. */
+async function chromiumMemory(browserCdp) {
+  const { processInfo } = await browserCdp.send('SystemInfo.getProcessInfo')
+  let total = 0
+  for (const { id } of processInfo) {
+    const status = await readFile(`/proc/${id}/status`, 'utf8').catch(() => '')
+    total += Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024
+  }
+  return total
+}
+
 async function cleanup() {
   while (cleanups.length > 0) {
     const stop = cleanups.pop()
@@ -1105,6 +1466,13 @@ function summary() {
       `access tokens: ${figures.tokensFetched} tokens of ${TokenTtlSeconds} s in ${TokenWatchMs / 1000} s; ` +
         `longest gap between decoded frames ${figures.tokenDecodeGapMs} ms, canvas still for at most ` +
         `${figures.tokenStillMs} ms (sampled every ~${TokenSampleEveryMs} ms); token checks took ${figures.tokenChecksSeconds ?? '?'} s\n`,
+    )
+  }
+  if (figures.imgChecksSeconds !== undefined) {
+    process.stdout.write(
+      `MJPEG <img>: last frame on screen after ${figures.imgLastMs ?? '?'} ms (open <img>), ${figures.imgFreshMs ?? '?'} ms (new <img>); ` +
+        `Chromium memory ${figures.imgMemoryStart ? mib(figures.imgMemoryStart) : '?'} -> ${figures.imgMemoryEnd ? mib(figures.imgMemoryEnd) : '?'} ` +
+        `over ${ImgSoakMs / 1000} s (${figures.imgSoakFrames ?? '?'} pictures); img checks took ${figures.imgChecksSeconds} s\n`,
     )
   }
   if (failed.length > 0 && serverLog.length > 0) {
