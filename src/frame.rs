@@ -1,7 +1,8 @@
 //! `Frame`: one validated JPEG and what the server knows about it on arrival.
 //!
 //! Every source ends here: nothing reaches the hub without passing [`Frame::from_jpeg`], so a
-//! corrupt or truncated picture is never broadcast.
+//! corrupt or truncated picture is never broadcast, and neither is one that holds the MJPEG
+//! output's boundary.
 
 use std::time::SystemTime;
 
@@ -26,6 +27,11 @@ impl Frame {
     /// Validates `bytes` as one JPEG and stamps the receive time.
     pub fn from_jpeg(bytes: Bytes) -> Result<Frame, JpegError> {
         let info = jpeg::inspect(&bytes)?;
+        // Browsers find MJPEG parts by the boundary alone (see `mjpeg::part`): a frame holding
+        // it would be cut in two for every `/mjpeg` viewer. Only a made-up frame does.
+        if memchr::memmem::find(&bytes[..info.len], crate::mjpeg::part::DELIMITER).is_some() {
+            return Err(JpegError::HoldsBoundary);
+        }
         Ok(Frame {
             jpeg: bytes.slice(..info.len),
             width: info.width,

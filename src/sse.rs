@@ -32,16 +32,25 @@ pub struct EncodedFrame {
     pub with_jpeg: Bytes,
     /// The same event without the `jpeg` field (`?payload=none`), for debugging with curl.
     pub without_jpeg: Bytes,
-    /// The frame as an MJPEG part, made the first time an MJPEG viewer needs it.
+    /// The frame as an MJPEG part with lengths, made the first time a viewer needs it.
     mjpeg_part: OnceLock<Bytes>,
+    /// The frame as an MJPEG part with headers ahead (browsers), made likewise.
+    mjpeg_part_ahead: OnceLock<Bytes>,
 }
 
 impl EncodedFrame {
-    /// The frame as one part of `GET /mjpeg`'s body, built once for all MJPEG viewers.
-    pub fn mjpeg_part(&self) -> Bytes {
-        self.mjpeg_part
-            .get_or_init(|| crate::mjpeg::part::part(&self.frame.jpeg))
-            .clone()
+    /// The frame as one part of `GET /mjpeg`'s body, built once for all MJPEG viewers of
+    /// that layout (see [`crate::mjpeg::part`]).
+    pub fn mjpeg_part(&self, headers_ahead: bool) -> Bytes {
+        if headers_ahead {
+            self.mjpeg_part_ahead
+                .get_or_init(|| crate::mjpeg::part::part_ahead(&self.frame.jpeg))
+                .clone()
+        } else {
+            self.mjpeg_part
+                .get_or_init(|| crate::mjpeg::part::part(&self.frame.jpeg))
+                .clone()
+        }
     }
 }
 
@@ -96,6 +105,7 @@ pub fn encode_frame(stream: &StreamName, seq: u64, frame: &Frame) -> EncodedFram
         with_jpeg: event.freeze(),
         without_jpeg,
         mjpeg_part: OnceLock::new(),
+        mjpeg_part_ahead: OnceLock::new(),
     }
 }
 

@@ -165,7 +165,10 @@ pub async fn get_mjpeg(
             "an MJPEG response carries one stream: name one with ?stream=".into(),
         ));
     }
-    query.delivery.format = Format::Mjpeg;
+    // Browsers say where a response goes (`Sec-Fetch-Dest: image` for an `<img>`); tools do
+    // not. Browsers get the layout they draw on time, tools the parts with lengths.
+    let headers_ahead = headers.contains_key("sec-fetch-dest");
+    query.delivery.format = Format::Mjpeg { headers_ahead };
     let viewer = open(&state, client, &headers, &query)?;
     Ok(respond(viewer, mjpeg::part::CONTENT_TYPE))
 }

@@ -81,8 +81,12 @@ pub enum Format {
         /// Whether frame events carry the JPEG.
         with_jpeg: bool,
     },
-    /// `multipart/x-mixed-replace`: each frame one JPEG part, and nothing else.
-    Mjpeg,
+    /// `multipart/x-mixed-replace`: each frame one JPEG part, and nothing else; with
+    /// `headers_ahead` (browsers), each part is followed by the next one's headers.
+    Mjpeg {
+        /// Whether parts are laid out for browsers (see `mjpeg::part`).
+        headers_ahead: bool,
+    },
 }
 
 impl Format {
@@ -90,7 +94,7 @@ impl Format {
     pub fn output(self) -> Output {
         match self {
             Format::Events { .. } => Output::Events,
-            Format::Mjpeg => Output::Mjpeg,
+            Format::Mjpeg { .. } => Output::Mjpeg,
         }
     }
 }
@@ -261,7 +265,12 @@ impl Viewer {
             self.opened = true;
             return Some(match self.delivery.format {
                 Format::Events { .. } => sse::retry(self.retry_ms),
-                Format::Mjpeg => Bytes::from_static(mjpeg::part::OPENING),
+                Format::Mjpeg {
+                    headers_ahead: false,
+                } => Bytes::from_static(mjpeg::part::OPENING),
+                Format::Mjpeg {
+                    headers_ahead: true,
+                } => Bytes::from_static(mjpeg::part::OPENING_AHEAD),
             });
         }
         if self.ended {
@@ -383,7 +392,7 @@ impl Follow {
         let bytes = match delivery.format {
             Format::Events { with_jpeg: true } => frame.with_jpeg.clone(),
             Format::Events { with_jpeg: false } => frame.without_jpeg.clone(),
-            Format::Mjpeg => frame.mjpeg_part(),
+            Format::Mjpeg { headers_ahead } => frame.mjpeg_part(headers_ahead),
         };
         let stream = &self.subscription.stream;
         stream.record_sent(self.subscription.output, bytes.len());

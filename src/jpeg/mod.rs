@@ -64,6 +64,9 @@ pub enum JpegError {
     /// A valid JPEG flavour that browsers do not display.
     #[error("not browser-safe: {0}")]
     Unsupported(&'static str),
+    /// Holds the text of `GET /mjpeg`'s boundary, which would cut it in two there.
+    #[error("holds the text --framecast-frame, the MJPEG output's boundary")]
+    HoldsBoundary,
     /// Width or height above [`MAX_SIDE_PIXELS`].
     #[error("too large: {width}x{height} pixels, at most {MAX_SIDE_PIXELS} per side")]
     TooLarge {

@@ -200,3 +200,68 @@ async fn waiting_snapshots_count_against_their_clients_viewer_quota() {
         assert_eq!(poll.await.unwrap(), 304);
     }
 }
+
+/// `GET /mjpeg` as a browser asks for it, read until `wanted` has arrived; every byte so far.
+async fn read_mjpeg_as_a_browser_until(
+    server: &TestServer,
+    stream: &str,
+    wanted: &[u8],
+) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let response = reqwest::Client::new()
+        .get(server.url(&format!("/mjpeg?stream={stream}")))
+        .header("sec-fetch-dest", "image")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.windows(wanted.len()).any(|window| window == wanted) {
+            seen.extend_from_slice(&body.next().await.unwrap().unwrap());
+        }
+    })
+    .await
+    .expect("the part and the next part's headers arrive without a next frame");
+    seen
+}
+
+#[tokio::test]
+async fn a_browser_gets_each_frame_followed_by_the_next_parts_headers() {
+    // Chromium draws a part only once the next part's headers are in: they must come with the
+    // frame, not with the next one, or a browser shows every frame one frame late.
+    let server = TestServer::start().await;
+    let frame = sample_jpeg(96, 64, 7);
+    assert_eq!(server.post_jpeg("cam", &frame).await.0, 200);
+    let mut wanted = frame.clone();
+    wanted.extend_from_slice(b"\r\n--framecast-frame\r\nContent-Type: image/jpeg\r\n\r\n");
+    let seen = read_mjpeg_as_a_browser_until(&server, "cam", &wanted).await;
+    let mut expected = b"--framecast-frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+    expected.extend_from_slice(&wanted);
+    assert_eq!(
+        seen, expected,
+        "the opening, the frame, the next part's headers"
+    );
+    // Tools still get Content-Length with every part.
+    let mut parts = PartReader::open(&server.url("/mjpeg?stream=cam")).await;
+    assert_eq!(parts.next().await, frame);
+}
+
+#[tokio::test]
+async fn a_frame_holding_the_mjpeg_boundary_is_refused() {
+    let server = TestServer::start().await;
+    let jpeg = sample_jpeg(32, 32, 1);
+    let text = b"--framecast-frame\r\nContent-Type: image/jpeg\r\n\r\n";
+    let mut crafted = jpeg[..2].to_vec();
+    crafted.extend_from_slice(&[0xFF, 0xFE, 0, (text.len() + 2) as u8]);
+    crafted.extend_from_slice(text);
+    crafted.extend_from_slice(&jpeg[2..]);
+    let (status, body) = server.post_jpeg("cam", &crafted).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("boundary"),
+        "{body}"
+    );
+    assert_eq!(server.post_jpeg("cam", &jpeg).await.0, 200);
+}
