@@ -452,3 +452,35 @@ pub fn publish_every(
         }
     })
 }
+
+/// Sends `request` with a body fed chunk by chunk through the returned sender (a continuous
+/// upload); the task ends with the answer's status and JSON body.
+pub fn start_upload(
+    request: reqwest::RequestBuilder,
+) -> (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    JoinHandle<(u16, serde_json::Value)>,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let body = tokio_stream::wrappers::ReceiverStream::new(receiver).map(Ok::<_, std::io::Error>);
+    let request = request.body(reqwest::Body::wrap_stream(body));
+    let reply = tokio::spawn(async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    });
+    (sender, reply)
+}
+
+/// One part laid out as `ffmpeg -f mpjpeg` writes it: headers, JPEG, then the next delimiter.
+/// The body starts with a delimiter line of its own.
+pub fn multipart_part(boundary: &str, jpeg: &[u8]) -> Vec<u8> {
+    let mut part = format!(
+        "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        jpeg.len()
+    )
+    .into_bytes();
+    part.extend_from_slice(jpeg);
+    part.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+    part
+}

@@ -14,10 +14,10 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::common::{
-    EventReader, PartReader, WAIT, eventually, ffmpeg_test_source, sample_jpeg, spawn_binary,
+    self, EventReader, PartReader, WAIT, eventually, ffmpeg_test_source, multipart_part,
+    sample_jpeg, spawn_binary,
 };
 
 /// Where Debian's `nginx` package puts the binary (not on a normal user's PATH).
@@ -309,33 +309,10 @@ fn start_upload(
     mpsc::Sender<Vec<u8>>,
     tokio::task::JoinHandle<(u16, serde_json::Value)>,
 ) {
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(4);
-    let body = ReceiverStream::new(receiver).map(Ok::<_, std::io::Error>);
-    let request = reqwest::Client::new()
-        .post(url)
-        .header(
-            "content-type",
-            format!("multipart/x-mixed-replace; boundary={boundary}"),
-        )
-        .body(reqwest::Body::wrap_stream(body));
-    let reply = tokio::spawn(async move {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    });
-    (sender, reply)
-}
-
-/// One part as `ffmpeg -f mpjpeg` writes it, followed by the next delimiter.
-fn multipart_part(boundary: &str, jpeg: &[u8]) -> Vec<u8> {
-    let mut part = format!(
-        "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        jpeg.len()
-    )
-    .into_bytes();
-    part.extend_from_slice(jpeg);
-    part.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
-    part
+    common::start_upload(reqwest::Client::new().post(url).header(
+        "content-type",
+        format!("multipart/x-mixed-replace; boundary={boundary}"),
+    ))
 }
 
 /// The `q` quantile (0 to 1) of sorted `values`.

@@ -218,20 +218,25 @@ async fn a_token_matrix_each_case_answered_as_a_user_would_expect() {
     assert_eq!(status, 200);
 }
 
+/// Publishes a frame to `stream` with a token that may publish anywhere.
+async fn publish_as_producer(server: &TestServer, stream: &str) {
+    let producer = mint(&claims(&[], &["*"], 300), "HS256", SECRET);
+    let response = reqwest::Client::new()
+        .post(server.url(&format!("/frames?stream={stream}")))
+        .bearer_auth(&producer)
+        .header("content-type", "image/jpeg")
+        .body(sample_jpeg(32, 32, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{stream}");
+}
+
 #[tokio::test]
 async fn streams_lists_only_what_the_token_may_watch_and_healthz_stays_open() {
     let server = start().await;
-    let producer = mint(&claims(&[], &["*"], 300), "HS256", SECRET);
     for stream in ["cam-1", "cam-2", "lobby"] {
-        let response = reqwest::Client::new()
-            .post(server.url(&format!("/frames?stream={stream}")))
-            .bearer_auth(&producer)
-            .header("content-type", "image/jpeg")
-            .body(sample_jpeg(32, 32, 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{stream}");
+        publish_as_producer(&server, stream).await;
     }
     assert_eq!(get(&server, "/streams", None).await.0, 401);
     assert_eq!(get(&server, "/healthz", None).await.0, 200);
@@ -250,16 +255,7 @@ async fn streams_lists_only_what_the_token_may_watch_and_healthz_stays_open() {
 #[tokio::test]
 async fn metrics_name_every_stream_so_they_take_a_token_that_may_watch_every_stream() {
     let server = start().await;
-    let producer = mint(&claims(&[], &["*"], 300), "HS256", SECRET);
-    let response = reqwest::Client::new()
-        .post(server.url("/frames?stream=cam-1"))
-        .bearer_auth(&producer)
-        .header("content-type", "image/jpeg")
-        .body(sample_jpeg(32, 32, 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    publish_as_producer(&server, "cam-1").await;
     let (status, challenge, _) = get(&server, "/metrics", None).await;
     assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
     let some = mint(&claims(&["cam-*"], &[], 300), "HS256", SECRET);

@@ -1,12 +1,10 @@
 //! Continuous uploads: multipart and concatenated-JPEG bodies, published frame by frame.
 
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
-use crate::common::{EventReader, TestServer, sample_jpeg};
+use crate::common::{self, EventReader, TestServer, multipart_part, sample_jpeg};
 
-/// Starts a streaming POST whose body is fed through the returned sender.
+/// Starts a streaming POST to stream `live` whose body is fed through the returned sender.
 fn start_upload(
     server: &TestServer,
     content_type: Option<&str>,
@@ -14,33 +12,11 @@ fn start_upload(
     mpsc::Sender<Vec<u8>>,
     tokio::task::JoinHandle<(u16, serde_json::Value)>,
 ) {
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(4);
-    let body = ReceiverStream::new(receiver).map(Ok::<_, std::io::Error>);
-    let mut request = reqwest::Client::new()
-        .post(server.url("/frames?stream=live"))
-        .body(reqwest::Body::wrap_stream(body));
+    let mut request = reqwest::Client::new().post(server.url("/frames?stream=live"));
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }
-    let reply = tokio::spawn(async move {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    });
-    (sender, reply)
-}
-
-/// One part laid out as `ffmpeg -f mpjpeg` writes it: headers, JPEG, then the next delimiter.
-/// The body starts with a delimiter line of its own.
-fn multipart_part(boundary: &str, jpeg: &[u8]) -> Vec<u8> {
-    let mut part = format!(
-        "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        jpeg.len()
-    )
-    .into_bytes();
-    part.extend_from_slice(jpeg);
-    part.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
-    part
+    common::start_upload(request)
 }
 
 #[tokio::test]
