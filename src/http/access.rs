@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, header};
 use super::AppState;
 use crate::error::Error;
 use crate::jwt::Grant;
+use crate::secret::Secret;
 use crate::stream_name::StreamName;
 
 /// What a request may read.
@@ -100,64 +101,85 @@ pub fn check_publisher(
     query_token: Option<&str>,
     stream: &StreamName,
 ) -> Result<(), Error> {
-    let publish_token = state.config.publish_token.as_ref();
-    if publish_token.is_none() && state.verifier.is_none() {
-        return Ok(());
-    }
-    let Some(token) = presented(headers, query_token) else {
-        return Err(Error::Unauthorized(
-            "publishing needs a token: send Authorization: Bearer <token>".into(),
-        ));
+    let gate = Gate {
+        secret: state.config.publish_token.as_ref(),
+        needs: "publishing needs a token: send Authorization: Bearer <token>",
+        invalid: "the publish token is not valid",
     };
-    if publish_token.is_some_and(|secret| secret.matches(token.as_bytes())) {
-        return Ok(());
-    }
-    let Some(verifier) = &state.verifier else {
-        return Err(Error::Unauthorized("the publish token is not valid".into()));
-    };
-    match verifier.verify(token) {
-        Ok(grant) if grant.may_publish(stream.as_str()) => Ok(()),
-        Ok(_) => Err(Error::Forbidden(format!(
-            "the access token does not allow publishing to stream '{stream}'"
-        ))),
-        // A token that is neither: with a publish token configured it may have been meant as
-        // one, so say so rather than explain JWT.
-        Err(_) if publish_token.is_some() && !looks_like_jwt(token) => {
-            Err(Error::Unauthorized("the publish token is not valid".into()))
-        }
-        Err(err) => Err(Error::Unauthorized(err.to_string())),
-    }
+    gate.check(
+        state,
+        presented(headers, query_token),
+        |grant| grant.may_publish(stream.as_str()),
+        || format!("the access token does not allow publishing to stream '{stream}'"),
+    )
 }
 
 /// Passes if the request may read `GET /metrics`, which names every stream: nothing is
 /// configured, or it carries the metrics token, or an access token that may watch every
 /// stream. Only as a bearer header: a token in a scrape URL would end up in logs.
 pub fn check_metrics_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
-    let metrics_token = state.config.metrics_token.as_ref();
-    if metrics_token.is_none() && state.verifier.is_none() {
-        return Ok(());
-    }
-    let Some(token) = bearer(headers).filter(|token| !token.is_empty()) else {
-        return Err(Error::Unauthorized(
-            "metrics need a token: send Authorization: Bearer <token>".into(),
-        ));
+    let gate = Gate {
+        secret: state.config.metrics_token.as_ref(),
+        needs: "metrics need a token: send Authorization: Bearer <token>",
+        invalid: "the metrics token is not valid",
     };
-    if metrics_token.is_some_and(|secret| secret.matches(token.as_bytes())) {
-        return Ok(());
-    }
-    let Some(verifier) = &state.verifier else {
-        return Err(Error::Unauthorized("the metrics token is not valid".into()));
-    };
-    match verifier.verify(token) {
-        Ok(grant) if grant.may_subscribe_all() => Ok(()),
-        Ok(_) => Err(Error::Forbidden(
+    gate.check(
+        state,
+        bearer(headers).filter(|token| !token.is_empty()),
+        Grant::may_subscribe_all,
+        || {
             "reading metrics needs an access token that may watch every stream (subscribe: [\"*\"])"
-                .into(),
-        )),
-        Err(_) if metrics_token.is_some() && !looks_like_jwt(token) => {
-            Err(Error::Unauthorized("the metrics token is not valid".into()))
+                .into()
+        },
+    )
+}
+
+/// A route that takes a shared secret of its own (`--publish-token`, `--metrics-token`) or an
+/// access token that allows it, and is open when neither kind is configured.
+struct Gate<'a> {
+    secret: Option<&'a Secret>,
+    /// The 401 message when no token came.
+    needs: &'static str,
+    /// The 401 message when the token is neither the secret nor a valid access token, and
+    /// does not look like one.
+    invalid: &'static str,
+}
+
+impl Gate<'_> {
+    /// Passes `token` if it is the secret, or an access token that `allows`; a valid access
+    /// token that does not is 403 with `denied`'s message.
+    fn check(
+        &self,
+        state: &AppState,
+        token: Option<&str>,
+        allows: impl FnOnce(&Grant) -> bool,
+        denied: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        if self.secret.is_none() && state.verifier.is_none() {
+            return Ok(());
         }
-        Err(err) => Err(Error::Unauthorized(err.to_string())),
+        let Some(token) = token else {
+            return Err(Error::Unauthorized(self.needs.into()));
+        };
+        if self
+            .secret
+            .is_some_and(|secret| secret.matches(token.as_bytes()))
+        {
+            return Ok(());
+        }
+        let Some(verifier) = &state.verifier else {
+            return Err(Error::Unauthorized(self.invalid.into()));
+        };
+        match verifier.verify(token) {
+            Ok(grant) if allows(&grant) => Ok(()),
+            Ok(_) => Err(Error::Forbidden(denied())),
+            // A token that is neither: with a secret configured it may have been meant as
+            // one, so say so rather than explain JWT.
+            Err(_) if self.secret.is_some() && !looks_like_jwt(token) => {
+                Err(Error::Unauthorized(self.invalid.into()))
+            }
+            Err(err) => Err(Error::Unauthorized(err.to_string())),
+        }
     }
 }
 
