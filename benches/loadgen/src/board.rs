@@ -879,18 +879,9 @@ mod tests {
         assert_eq!(board.clients.borrow()[1].unparsed, 1, "no mark");
     }
 
-    fn encoded(width: u16, height: u16) -> Vec<u8> {
-        let pixels = vec![128u8; usize::from(width) * usize::from(height) * 3];
-        let mut jpeg = Vec::new();
-        jpeg_encoder::Encoder::new(&mut jpeg, 80)
-            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        jpeg
-    }
-
     #[test]
     fn a_scaled_event_must_decode_to_its_announced_narrower_size() {
-        let source = encoded(64, 36);
+        let source = crate::frames::test_jpeg(64, 36);
         let mut board = Board::new(
             Server::Framecast,
             vec!["s".into()],
@@ -909,7 +900,7 @@ mod tests {
             board.received(0, data.as_bytes(), Some(data.as_bytes()), data.len());
             board.mismatched.get() == before
         };
-        let scaled = encoded(16, 9);
+        let scaled = crate::frames::test_jpeg(16, 9);
         assert!(check(&scaled, 16, 9, scaled.len()));
         assert_eq!(board.event_dims.get(), Some((16, 9)));
         assert!(
@@ -920,7 +911,7 @@ mod tests {
             !check(&scaled, 16, 9, scaled.len() + 1),
             "byte count differs"
         );
-        let squashed = encoded(16, 4);
+        let squashed = crate::frames::test_jpeg(16, 4);
         assert!(
             !check(&squashed, 16, 4, squashed.len()),
             "aspect ratio lost"

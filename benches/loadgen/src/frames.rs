@@ -57,6 +57,17 @@ fn read(file: &Path) -> anyhow::Result<Frame> {
     })
 }
 
+/// A real JPEG of `width` × `height` in one grey, for the unit tests.
+#[cfg(test)]
+pub fn test_jpeg(width: u16, height: u16) -> Vec<u8> {
+    let pixels = vec![128u8; usize::from(width) * usize::from(height) * 3];
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 80)
+        .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    jpeg
+}
+
 /// Decodes `jpeg` (zune-jpeg, the decoder framecast scales with) and returns the width and
 /// height of the pixels it gave: a scaled event's JPEG is checked this way, as it cannot be
 /// compared with anything byte for byte.

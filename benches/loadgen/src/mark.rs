@@ -56,18 +56,9 @@ pub fn seq_in(head: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn encoded(width: u16, height: u16) -> Vec<u8> {
-        let pixels = vec![90u8; usize::from(width) * usize::from(height) * 3];
-        let mut jpeg = Vec::new();
-        jpeg_encoder::Encoder::new(&mut jpeg, 80)
-            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        jpeg
-    }
-
     #[test]
     fn the_number_reads_back_from_the_first_bytes() {
-        let jpeg = encoded(16, 8);
+        let jpeg = crate::frames::test_jpeg(16, 8);
         let mut marked = Vec::new();
         for seq in [0, 1, 42, u64::MAX] {
             write(&mut marked, &jpeg, seq);
@@ -84,7 +75,7 @@ mod tests {
 
     #[test]
     fn a_marked_jpeg_still_decodes_to_the_same_size() {
-        let jpeg = encoded(24, 16);
+        let jpeg = crate::frames::test_jpeg(24, 16);
         let mut marked = Vec::new();
         write(&mut marked, &jpeg, 7);
         assert_eq!(crate::frames::decoded_dimensions(&marked), Ok((24, 16)));
