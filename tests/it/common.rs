@@ -72,15 +72,7 @@ impl TestServer {
 
     /// POSTs one JPEG to `stream` and returns the status and JSON body.
     pub async fn post_jpeg(&self, stream: &str, jpeg: &[u8]) -> (u16, serde_json::Value) {
-        let response = reqwest::Client::new()
-            .post(self.url(&format!("/frames?stream={stream}")))
-            .header("content-type", "image/jpeg")
-            .body(jpeg.to_vec())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        post_jpeg_to(&self.url(&format!("/frames?stream={stream}")), jpeg).await
     }
 
     /// Every `/streams` entry.
@@ -483,4 +475,17 @@ pub fn multipart_part(boundary: &str, jpeg: &[u8]) -> Vec<u8> {
     part.extend_from_slice(jpeg);
     part.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
     part
+}
+
+/// POSTs one JPEG to `url` (a `/frames?stream=…` URL) and returns the status and JSON body.
+pub async fn post_jpeg_to(url: &str, jpeg: &[u8]) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "image/jpeg")
+        .body(jpeg.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }

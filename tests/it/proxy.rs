@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::common::{
     self, EventReader, PartReader, WAIT, eventually, ffmpeg_test_source, multipart_part,
-    sample_jpeg, spawn_binary,
+    post_jpeg_to, sample_jpeg, spawn_binary,
 };
 
 /// Where Debian's `nginx` package puts the binary (not on a normal user's PATH).
@@ -266,19 +266,6 @@ impl Deployment {
     }
 }
 
-/// POSTs one JPEG to `url` and returns the status and JSON body.
-async fn post_jpeg(url: &str, jpeg: &[u8]) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "image/jpeg")
-        .body(jpeg.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 /// Opens an event stream as a browser would, saying it takes gzip: the stream must come
 /// uncompressed anyway.
 async fn open_events(url: &str) -> EventReader {
@@ -470,11 +457,11 @@ async fn mjpeg_and_snapshots_through_nginx_are_the_pushed_jpegs_exactly() {
     let deployment = Deployment::plain("mjpeg").await;
     let jpegs: Vec<Vec<u8>> = (0..4).map(|seed| sample_jpeg(640, 480, seed)).collect();
     let publish = deployment.direct("/frames?stream=cam");
-    assert_eq!(post_jpeg(&publish, &jpegs[0]).await.0, 200);
+    assert_eq!(post_jpeg_to(&publish, &jpegs[0]).await.0, 200);
     let mut parts = PartReader::open(&deployment.proxied("/mjpeg?stream=cam")).await;
     assert_eq!(parts.next().await, jpegs[0], "the newest frame at once");
     for jpeg in &jpegs[1..] {
-        assert_eq!(post_jpeg(&publish, jpeg).await.0, 200);
+        assert_eq!(post_jpeg_to(&publish, jpeg).await.0, 200);
         assert_eq!(&parts.next().await, jpeg);
     }
 
@@ -501,7 +488,7 @@ async fn single_and_slow_continuous_uploads_through_nginx_arrive_frame_by_frame(
     let jpegs: Vec<Vec<u8>> = (0..5).map(|seed| sample_jpeg(320, 240, seed)).collect();
     let mut viewer = EventReader::open(&deployment.direct("/events?stream=up")).await;
 
-    let (status, reply) = post_jpeg(&deployment.proxied("/frames?stream=up"), &jpegs[0]).await;
+    let (status, reply) = post_jpeg_to(&deployment.proxied("/frames?stream=up"), &jpegs[0]).await;
     assert_eq!(
         (status, &reply["seq"]),
         (200, &serde_json::json!(1)),
@@ -647,7 +634,7 @@ async fn a_quiet_event_stream_and_a_pausing_upload_outlast_nginx_read_timeout() 
     assert!(comments >= 4, "{comments} keep-alive comments in {QUIET:?}");
     let jpeg = sample_jpeg(64, 48, 2);
     assert_eq!(
-        post_jpeg(&deployment.direct("/frames?stream=quiet"), &jpeg)
+        post_jpeg_to(&deployment.direct("/frames?stream=quiet"), &jpeg)
             .await
             .0,
         200
