@@ -77,6 +77,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 /// Longest silence from a camera before it is dropped and reconnected; twice the stall time, so
 /// viewers hear `stalled` first.
 pub const DEFAULT_READ_TIMEOUT: &str = "10s";
+/// Prefix of everything framecast names in NATS.
+pub const DEFAULT_NATS_PREFIX: &str = "framecast";
+/// A source's lease in the cluster: short enough for a quick takeover, long enough that a
+/// busy node renews it (every third of it) in time.
+pub const DEFAULT_NATS_LEASE: &str = "3s";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -310,6 +315,34 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_TEST_PATTERN_FPS", default_value_t = DEFAULT_TEST_PATTERN_FPS,
           value_parser = clap::value_parser!(u32).range(1..=120))]
     pub test_pattern_fps: u32,
+
+    /// Join a cluster: share streams with every framecast node using these NATS servers
+    /// (comma-separated `nats://[USER:PASSWORD@]HOST:PORT` or `tls://` URLs; nats-server must
+    /// run with JetStream, `-js`).
+    #[arg(long, env = "FRAMECAST_NATS", value_parser = crate::cluster::parse_servers,
+          hide_env_values = true)]
+    pub nats: Option<crate::cluster::NatsServers>,
+
+    /// A NATS credentials file (`.creds`: a user JWT and its NKey seed) to join the cluster.
+    #[arg(long, env = "FRAMECAST_NATS_CREDS", requires = "nats")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// This node's name in the cluster, as `GET /streams` shows it [default: the host name
+    /// and a random suffix].
+    #[arg(long, env = "FRAMECAST_NATS_NODE", requires = "nats", value_parser = parse_node_name)]
+    pub nats_node: Option<String>,
+
+    /// Prefix of the subjects, the frame log and the lease bucket in NATS, so that several
+    /// clusters can share one NATS.
+    #[arg(long, env = "FRAMECAST_NATS_PREFIX", default_value = DEFAULT_NATS_PREFIX,
+          value_parser = parse_node_name)]
+    pub nats_prefix: String,
+
+    /// How long a node's hold on a source lasts without renewal: when a node dies, another
+    /// takes its cameras over within about this time.
+    #[arg(long, env = "FRAMECAST_NATS_LEASE", default_value = DEFAULT_NATS_LEASE,
+          value_parser = parse_lease)]
+    pub nats_lease: Duration,
 }
 
 impl Config {
@@ -584,6 +617,23 @@ pub fn parse_bind(text: &str) -> Result<String, String> {
         return Err(usage());
     }
     Ok(text.to_owned())
+}
+
+/// A node name or NATS prefix: 1 to 64 of `A-Z a-z 0-9 _ -`, safe in a subject, a JetStream
+/// name and a log line.
+fn parse_node_name(text: &str) -> Result<String, String> {
+    StreamName::parse(Some(text))
+        .map(|name| name.as_str().to_owned())
+        .map_err(|_| "use 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'".into())
+}
+
+/// A lease of at least a second (renewals go out every third of it).
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < Duration::from_secs(1) {
+        return Err("a lease shorter than 1s cannot be renewed reliably".into());
+    }
+    Ok(lease)
 }
 
 /// Parses `15s`, `500ms`, `2m` or a bare number of seconds.

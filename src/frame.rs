@@ -40,6 +40,13 @@ impl Frame {
         })
     }
 
+    /// The frame as received at `ts_ms` milliseconds since the Unix epoch: a frame another
+    /// node received keeps that node's time.
+    pub fn received_at_ms(mut self, ts_ms: u64) -> Frame {
+        self.received_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms);
+        self
+    }
+
     /// Receive time in milliseconds since the Unix epoch.
     pub fn timestamp_ms(&self) -> u64 {
         self.received_at

@@ -45,6 +45,7 @@
 //! - [`jwt`]: access tokens minted by the operator's backend, verified into a grant.
 //! - [`shutdown`]: the signal every long-lived task stops on.
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod frame;
@@ -84,6 +85,7 @@ pub struct App {
     tls: Option<server::tls::Tls>,
     hub: Arc<Hub>,
     sources: Vec<(Arc<Stream>, Source)>,
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl App {
@@ -115,7 +117,18 @@ impl App {
             tls,
             hub,
             sources,
+            cluster: None,
         })
+    }
+
+    /// Joins the cluster `--nats` names, if it names one: connects, and checks that the NATS
+    /// server takes frames as large as `--max-frame-bytes`.
+    pub async fn join_cluster(&mut self) -> anyhow::Result<()> {
+        if let Some(servers) = &self.config.nats {
+            let cluster = cluster::Cluster::connect(&self.config, servers).await?;
+            self.cluster = Some(Arc::new(cluster));
+        }
+        Ok(())
     }
 
     /// Serves on already-bound `listeners` until `shutdown` fires.
@@ -126,9 +139,28 @@ impl App {
             tls,
             hub,
             sources,
+            cluster,
         } = self;
+        if let Some(cluster) = &cluster {
+            tokio::spawn(cluster.clone().run(hub.clone(), shutdown.clone()));
+        }
         for (stream, source) in sources {
-            tokio::spawn(source.run(stream, shutdown.clone()));
+            let publisher = publish::Publisher::new(stream.clone(), cluster.clone());
+            match &cluster {
+                // Standard input is this node's own; every other source runs on one node.
+                Some(cluster) if source.kind() != hub::SourceKind::Stdin => {
+                    let demand = cluster.demand(&stream, shutdown.clone());
+                    let publisher = publisher.with_demand(demand);
+                    tokio::spawn(
+                        cluster
+                            .clone()
+                            .run_source(source, publisher, shutdown.clone()),
+                    );
+                }
+                _ => {
+                    tokio::spawn(source.run(publisher, shutdown.clone()));
+                }
+            }
         }
         tokio::spawn({
             let (hub, stall_after, shutdown) = (hub.clone(), config.stall_after, shutdown.clone());
@@ -155,6 +187,7 @@ impl App {
             shutdown.clone(),
             loopback_only,
             metrics.clone(),
+            cluster,
         );
         let router = http::router(state);
         server::serve(listeners, router, limits, tls, &metrics, shutdown).await?;
@@ -167,5 +200,7 @@ impl App {
 /// Taking the listener (rather than an address) lets tests bind `127.0.0.1:0` and learn the port
 /// before the server starts.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    App::new(config)?.run(vec![listener], shutdown).await
+    let mut app = App::new(config)?;
+    app.join_cluster().await?;
+    app.run(vec![listener], shutdown).await
 }

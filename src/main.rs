@@ -45,13 +45,17 @@ async fn main() -> ExitCode {
     } else {
         "http"
     };
-    let app = match App::new(config) {
+    let mut app = match App::new(config) {
         Ok(app) => app,
         Err(err) => {
             eprintln!("framecast: {err:#}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(err) = app.join_cluster().await {
+        eprintln!("framecast: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let listeners = match framecast::server::bind(&bind).await {
         Ok(listeners) => listeners,
         Err(err) => {

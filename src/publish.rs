@@ -5,23 +5,86 @@
 //! as rejected. [`SplitPublisher`] does the same for a continuous byte stream, cutting it up
 //! with the [`Splitter`] and publishing each frame the moment it is complete; a bad frame never
 //! stops the stream.
+//!
+//! A producer holds a [`Publisher`]: on one node it numbers frames in its stream at once; in a
+//! cluster it has the cluster number them first, so that every node shows one sequence.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::frame::Frame;
 use crate::hub::Stream;
 use crate::jpeg::JpegError;
 use crate::mjpeg::{Framing, Piece, Splitter};
 use crate::sse::EncodedFrame;
 
-/// Validates `jpeg` and publishes it into `stream`, or counts it as rejected there.
-pub fn publish_jpeg(stream: &Stream, jpeg: Bytes) -> Result<Arc<EncodedFrame>, JpegError> {
+/// A producer's way into its stream: straight in, or through the cluster when there is one.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    stream: Arc<Stream>,
+    cluster: Option<Arc<Cluster>>,
+    /// Viewers wanting the stream, when more than this node's count (in a cluster).
+    demand: Option<watch::Receiver<usize>>,
+}
+
+impl Publisher {
+    /// Publishes into `stream`, through `cluster` if this node is part of one.
+    pub fn new(stream: Arc<Stream>, cluster: Option<Arc<Cluster>>) -> Publisher {
+        Publisher {
+            stream,
+            cluster,
+            demand: None,
+        }
+    }
+
+    /// The same, with the stream's viewers counted by `demand` rather than on this node.
+    pub fn with_demand(self, demand: watch::Receiver<usize>) -> Publisher {
+        Publisher {
+            demand: Some(demand),
+            ..self
+        }
+    }
+
+    /// Publishes into `stream` on this node alone.
+    pub fn local(stream: Arc<Stream>) -> Publisher {
+        Publisher::new(stream, None)
+    }
+
+    /// The stream published to.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Viewers wanting the stream, as they come and go: a camera is connected while there
+    /// are any.
+    pub fn demand(&self) -> watch::Receiver<usize> {
+        match &self.demand {
+            Some(demand) => demand.clone(),
+            None => self.stream.subscriber_count(),
+        }
+    }
+
+    /// Numbers `frame` (on this node, or cluster-wide) and makes it the stream's newest frame.
+    pub async fn publish(&self, frame: Frame) -> Arc<EncodedFrame> {
+        match &self.cluster {
+            Some(cluster) => cluster.publish(&self.stream, frame).await,
+            None => self.stream.publish(&frame),
+        }
+    }
+}
+
+/// Validates `jpeg` and publishes it, or counts it as rejected in the stream.
+pub async fn publish_jpeg(
+    publisher: &Publisher,
+    jpeg: Bytes,
+) -> Result<Arc<EncodedFrame>, JpegError> {
     match Frame::from_jpeg(jpeg) {
-        Ok(frame) => Ok(stream.publish(&frame)),
+        Ok(frame) => Ok(publisher.publish(frame).await),
         Err(err) => {
-            stream.record_rejected();
+            publisher.stream.record_rejected();
             Err(err)
         }
     }
@@ -29,16 +92,21 @@ pub fn publish_jpeg(stream: &Stream, jpeg: Bytes) -> Result<Arc<EncodedFrame>, J
 
 /// Publishes a piece a splitter found: a frame if it validates; otherwise it is counted as
 /// rejected and the reason returned.
-pub fn publish_piece(stream: &Stream, piece: Piece) -> Result<Arc<EncodedFrame>, String> {
+pub async fn publish_piece(
+    publisher: &Publisher,
+    piece: Piece,
+) -> Result<Arc<EncodedFrame>, String> {
     let outcome = match piece {
-        Piece::Frame(jpeg) => publish_jpeg(stream, jpeg).map_err(|err| err.to_string()),
+        Piece::Frame(jpeg) => publish_jpeg(publisher, jpeg)
+            .await
+            .map_err(|err| err.to_string()),
         Piece::Rejected(reason) => {
-            stream.record_rejected();
+            publisher.stream.record_rejected();
             Err(reason)
         }
     };
     if let Err(reason) = &outcome {
-        tracing::debug!(stream = %stream.name(), %reason, "frame rejected");
+        tracing::debug!(stream = %publisher.stream.name(), %reason, "frame rejected");
     }
     outcome
 }
@@ -47,7 +115,7 @@ pub fn publish_piece(stream: &Stream, piece: Piece) -> Result<Arc<EncodedFrame>,
 #[derive(Debug)]
 pub struct SplitPublisher {
     splitter: Splitter,
-    stream: Arc<Stream>,
+    publisher: Publisher,
     /// Frames published so far.
     pub frames: u64,
     /// Frames refused so far.
@@ -57,20 +125,20 @@ pub struct SplitPublisher {
 }
 
 impl SplitPublisher {
-    /// Starts a byte stream with the given framing into `stream`.
-    pub fn new(framing: Framing, max_frame_bytes: usize, stream: Arc<Stream>) -> Self {
-        Self::splitting(Splitter::new(framing, max_frame_bytes), stream)
+    /// Starts a byte stream with the given framing into `publisher`'s stream.
+    pub fn new(framing: Framing, max_frame_bytes: usize, publisher: Publisher) -> Self {
+        Self::splitting(Splitter::new(framing, max_frame_bytes), publisher)
     }
 
     /// Starts a byte stream whose first bytes tell its framing ([`Splitter::sniffing`]).
-    pub fn sniffing(max_frame_bytes: usize, stream: Arc<Stream>) -> Self {
-        Self::splitting(Splitter::sniffing(max_frame_bytes), stream)
+    pub fn sniffing(max_frame_bytes: usize, publisher: Publisher) -> Self {
+        Self::splitting(Splitter::sniffing(max_frame_bytes), publisher)
     }
 
-    fn splitting(splitter: Splitter, stream: Arc<Stream>) -> Self {
+    fn splitting(splitter: Splitter, publisher: Publisher) -> Self {
         SplitPublisher {
             splitter,
-            stream,
+            publisher,
             frames: 0,
             rejected: 0,
             first_reason: None,
@@ -78,10 +146,10 @@ impl SplitPublisher {
     }
 
     /// Feeds the next bytes and publishes every frame they complete.
-    pub fn push(&mut self, chunk: &[u8]) {
+    pub async fn push(&mut self, chunk: &[u8]) {
         self.splitter.push(chunk);
         while let Some(piece) = self.splitter.next_piece() {
-            self.take(piece);
+            self.take(piece).await;
         }
     }
 
@@ -91,14 +159,14 @@ impl SplitPublisher {
     }
 
     /// Ends the byte stream: whatever is left over is published or counted as rejected.
-    pub fn finish(&mut self) {
+    pub async fn finish(&mut self) {
         while let Some(piece) = self.splitter.finish() {
-            self.take(piece);
+            self.take(piece).await;
         }
     }
 
-    fn take(&mut self, piece: Piece) {
-        match publish_piece(&self.stream, piece) {
+    async fn take(&mut self, piece: Piece) {
+        match publish_piece(&self.publisher, piece).await {
             Ok(_) => self.frames += 1,
             Err(reason) => {
                 self.rejected += 1;

@@ -6,13 +6,13 @@
 //! hear of it.
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sse;
 use crate::stream_name::StreamName;
 
 /// The state of a stream's source: the `state` field of `event: status` and `GET /streams`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     /// Not delivering yet: connecting to a camera, or waiting for the first frame.

@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::hub::{Hub, SourceKind, Stream};
 use crate::metrics::UploadResult;
 use crate::mjpeg::{ContentType, Framing, Sniff, Sniffer};
-use crate::publish::{SplitPublisher, publish_jpeg};
+use crate::publish::{Publisher, SplitPublisher, publish_jpeg};
 use crate::stream_name::StreamName;
 
 /// Query parameters of `POST /frames`.
@@ -105,7 +105,8 @@ async fn upload(
                 return Err(Error::TooLarge { limit });
             }
             let bytes = read_single(state, body.into_data_stream(), limit, &mut buffer).await?;
-            let encoded = publish_jpeg(stream, bytes)?;
+            let publisher = Publisher::new(stream.clone(), state.cluster.clone());
+            let encoded = publish_jpeg(&publisher, bytes).await?;
             Ok(Json(json!({
                 "stream": name.as_str(),
                 "seq": encoded.seq,
@@ -223,20 +224,21 @@ async fn read_continuous(
     };
     let head = sniffer.take_head();
 
-    let mut publisher = SplitPublisher::new(framing, limit, stream.clone());
-    publisher.push(&head);
+    let publisher = Publisher::new(stream.clone(), state.cluster.clone());
+    let mut publisher = SplitPublisher::new(framing, limit, publisher);
+    publisher.push(&head).await;
     let mut received = !head.is_empty();
     let mut done = 0;
     while let Some(chunk) = next_chunk(state, &mut body, deadline).await? {
         received |= !chunk.is_empty();
-        publisher.push(&chunk);
+        publisher.push(&chunk).await;
         hold(buffer, publisher.buffered_bytes())?;
         if publisher.frames + publisher.rejected > done {
             done = publisher.frames + publisher.rejected;
             deadline = Instant::now() + state.config.upload_timeout;
         }
     }
-    publisher.finish();
+    publisher.finish().await;
 
     if publisher.frames == 0 {
         let why = match (received, publisher.first_reason) {

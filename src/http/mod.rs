@@ -26,6 +26,7 @@ use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::jwt::Verifier;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub viewers: Arc<ViewerCount>,
     /// What `GET /metrics` reports beyond the hub's own counters.
     pub metrics: Arc<Metrics>,
+    /// The cluster this node is part of, if any: uploads are numbered through it.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
         shutdown: Shutdown,
         loopback_only: bool,
         metrics: Arc<Metrics>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         let quotas = Arc::new(Quotas::new(&config));
         AppState {
@@ -83,6 +87,7 @@ impl AppState {
             verifier: verifier.map(Arc::new),
             viewers: Arc::default(),
             metrics,
+            cluster,
         }
     }
 }

@@ -28,9 +28,27 @@ pub async fn get_streams(
     let reader = access::reader(&state, &headers, query.access_token.as_deref())?;
     let mut streams = state.hub.summary();
     streams.retain(|stream| reader.may_watch(&stream.name));
-    Ok(Json(
-        json!({ "streams": streams, "viewers": state.viewers.get() }),
-    ))
+    let Some(cluster) = &state.cluster else {
+        return Ok(Json(
+            json!({ "streams": streams, "viewers": state.viewers.get() }),
+        ));
+    };
+    let streams: Vec<Value> = streams
+        .into_iter()
+        .map(|stream| {
+            let owner = cluster.owner(&stream.name);
+            let mut entry = serde_json::to_value(stream).expect("plain struct serializes");
+            if let Some(owner) = owner {
+                entry["owner"] = owner.into();
+            }
+            entry
+        })
+        .collect();
+    Ok(Json(json!({
+        "node": cluster.node(),
+        "streams": streams,
+        "viewers": state.viewers.get(),
+    })))
 }
 
 /// Liveness: 200 while the server accepts requests.

@@ -470,6 +470,7 @@ mod tests {
             crate::shutdown::Shutdown::new(),
             true,
             Arc::default(),
+            None,
         )
     }
 

@@ -30,10 +30,10 @@ mod variant;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 pub use output::{Output, OutputSummary, Outputs};
 pub use stream::{Latest, SourceKind, Stream};
@@ -90,6 +90,8 @@ pub struct Hub {
     subscribers: Arc<AtomicUsize>,
     /// Frames being scaled for variants at once: at most one per CPU.
     scaling: Arc<Semaphore>,
+    /// Told of every stream made, once somebody asks ([`Hub::new_streams`]).
+    announce: OnceLock<mpsc::UnboundedSender<Weak<Stream>>>,
 }
 
 impl Hub {
@@ -122,6 +124,7 @@ impl Hub {
             scaling: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, usize::from),
             )),
+            announce: OnceLock::new(),
         }
     }
 
@@ -159,7 +162,25 @@ impl Hub {
             stream.claim();
         }
         streams.insert(name.clone(), stream.clone());
+        if let Some(announce) = self.announce.get() {
+            // Weak, so that whoever listens never keeps a stream from being removed.
+            let _ = announce.send(Arc::downgrade(&stream));
+        }
         Ok(stream)
+    }
+
+    /// Every stream there is, then every stream made from now on, as it is made: how the
+    /// cluster learns which streams to follow. Only one listener may ask.
+    pub fn new_streams(&self) -> mpsc::UnboundedReceiver<Weak<Stream>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let streams = self.lock();
+        for stream in streams.values() {
+            let _ = sender.send(Arc::downgrade(stream));
+        }
+        self.announce
+            .set(sender)
+            .expect("only one listener asks for new streams");
+        receiver
     }
 
     /// The stream a producer of kind `source` may publish to; refused if another kind feeds it.

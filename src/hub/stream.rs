@@ -83,6 +83,10 @@ pub struct Stream {
     claimed: AtomicBool,
     /// Its scaled variants by width, alive while somebody watches them.
     variants: Mutex<HashMap<u16, Weak<Variant>>>,
+    /// Taken while one of this node's frames is numbered through the cluster, so that its own
+    /// producers take turns; holds where the cluster's log of this stream stood after the last
+    /// one (see `cluster::sequence`).
+    cluster_turn: tokio::sync::Mutex<Option<u64>>,
 }
 
 /// The numbering and the publish times, changed together under the publish lock.
@@ -116,6 +120,7 @@ impl Stream {
             subscribers: watch::Sender::new(0),
             claimed: AtomicBool::new(false),
             variants: Mutex::default(),
+            cluster_turn: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -144,8 +149,36 @@ impl Stream {
     /// Never waits for subscribers.
     pub fn publish(&self, frame: &Frame) -> Arc<EncodedFrame> {
         let mut publishing = self.publishing.lock().expect("publish lock poisoned");
-        publishing.seq += 1;
-        let encoded = Arc::new(sse::encode_frame(&self.name, publishing.seq, frame));
+        let seq = publishing.seq + 1;
+        self.store(&mut publishing, frame, seq)
+    }
+
+    /// Publishes `frame` as number `seq`, given to it elsewhere (by the cluster), unless a
+    /// frame numbered `seq` or later is already out: numbers only ever go up.
+    pub fn publish_numbered(&self, frame: &Frame, seq: u64) -> Option<Arc<EncodedFrame>> {
+        let mut publishing = self.publishing.lock().expect("publish lock poisoned");
+        (seq > publishing.seq).then(|| self.store(&mut publishing, frame, seq))
+    }
+
+    /// The number of the newest frame published, 0 before the first.
+    pub fn last_seq(&self) -> u64 {
+        self.publishing.lock().expect("publish lock poisoned").seq
+    }
+
+    /// The newest frame, if there is one.
+    pub fn latest_frame(&self) -> Option<Arc<EncodedFrame>> {
+        self.latest.borrow().frame.clone()
+    }
+
+    /// Where this node's turn to number a frame through the cluster is taken.
+    pub fn cluster_turn(&self) -> &tokio::sync::Mutex<Option<u64>> {
+        &self.cluster_turn
+    }
+
+    /// Encodes `frame` as number `seq` and stores it in the slot, under the publish lock.
+    fn store(&self, publishing: &mut Publishing, frame: &Frame, seq: u64) -> Arc<EncodedFrame> {
+        publishing.seq = seq;
+        let encoded = Arc::new(sse::encode_frame(&self.name, seq, frame));
         publishing.rate.record(Instant::now());
         self.latest.send_modify(|latest| {
             latest.frame = Some(encoded.clone());
@@ -216,7 +249,7 @@ impl Stream {
     }
 
     /// A new receiver of the slot (not counted as a subscriber).
-    pub(super) fn watch(&self) -> watch::Receiver<Latest> {
+    pub fn watch(&self) -> watch::Receiver<Latest> {
         self.latest.subscribe()
     }
 

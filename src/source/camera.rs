@@ -11,7 +11,6 @@
 //! Credentials are answered to Basic or Digest challenges and never appear in logs or states.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,9 +21,8 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::on_demand;
 use crate::config::{CameraUrl, Credentials};
-use crate::hub::Stream;
 use crate::mjpeg::ContentType;
-use crate::publish::SplitPublisher;
+use crate::publish::{Publisher, SplitPublisher};
 use crate::shutdown::Shutdown;
 use crate::status::State;
 
@@ -59,11 +57,12 @@ pub struct Camera {
 
 impl Camera {
     /// Feeds `stream` from the camera until shutdown, connected while there is demand for it.
-    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+    pub async fn run(self, publisher: Publisher, shutdown: Shutdown) {
         let camera = self;
+        let stream = publisher.stream();
         tracing::info!(stream = %stream.name(), url = %camera.url, always_on = camera.always_on,
                    "camera source");
-        let mut subscribers = stream.subscriber_count();
+        let mut subscribers = publisher.demand();
         loop {
             if !camera.always_on {
                 stream.set_status(State::Connecting, Some("idle until a viewer arrives"));
@@ -82,7 +81,7 @@ impl Camera {
             };
             tokio::select! {
                 () = shutdown.wait() => return,
-                never = pull(&camera, &stream) => match never {},
+                never = pull(&camera, &publisher) => match never {},
                 () = linger_over => {
                     tracing::info!(stream = %stream.name(), linger = ?camera.linger,
                                    "no viewers; disconnecting from the camera");
@@ -93,7 +92,8 @@ impl Camera {
 }
 
 /// Connects, publishes, and reconnects after failures, for as long as it is polled.
-async fn pull(camera: &Camera, stream: &Arc<Stream>) -> Infallible {
+async fn pull(camera: &Camera, publisher: &Publisher) -> Infallible {
+    let stream = publisher.stream();
     // One client per session: its pool holds the one connection, dropped with the session.
     let client = Client::builder()
         .connect_timeout(camera.connect_timeout)
@@ -119,7 +119,7 @@ async fn pull(camera: &Camera, stream: &Arc<Stream>) -> Infallible {
         if stream.state() != State::Offline {
             stream.set_status(State::Connecting, None);
         }
-        let Err(problem) = pull_once(camera, stream, &client, &mut auth, &mut backoff).await;
+        let Err(problem) = pull_once(camera, publisher, &client, &mut auth, &mut backoff).await;
         let delay = backoff.next_delay();
         tracing::warn!(stream = %stream.name(), %problem, retry_in = ?delay, "camera failed");
         let reason = format!("{problem}; retrying in {:.1} s", delay.as_secs_f64());
@@ -136,11 +136,12 @@ async fn pull(camera: &Camera, stream: &Arc<Stream>) -> Infallible {
 /// the URL is then asked again every 1/fps s, over the same kept-alive connection.
 async fn pull_once(
     camera: &Camera,
-    stream: &Arc<Stream>,
+    publisher: &Publisher,
     client: &Client,
     auth: &mut Auth,
     backoff: &mut Backoff,
 ) -> Result<Infallible, String> {
+    let stream = publisher.stream();
     let poll_period = Duration::from_secs(1) / camera.snapshot_fps;
     let mut polling = false;
     loop {
@@ -156,17 +157,19 @@ async fn pull_once(
             tracing::info!(stream = %stream.name(), content_type, "camera answered");
         }
         let mut publisher = match ContentType::parse(&content_type).multipart_framing() {
-            Some(framing) => SplitPublisher::new(framing, camera.max_frame_bytes, stream.clone()),
-            None => SplitPublisher::sniffing(camera.max_frame_bytes, stream.clone()),
+            Some(framing) => {
+                SplitPublisher::new(framing, camera.max_frame_bytes, publisher.clone())
+            }
+            None => SplitPublisher::sniffing(camera.max_frame_bytes, publisher.clone()),
         };
         while let Some(chunk) = next_chunk(camera, &mut response).await? {
             let published = publisher.frames;
-            publisher.push(&chunk);
+            publisher.push(&chunk).await;
             if publisher.frames > published {
                 backoff.reset();
             }
         }
-        publisher.finish();
+        publisher.finish().await;
         match publisher.frames {
             0 => {
                 return Err(match publisher.first_reason {

@@ -17,10 +17,10 @@ mod stdin;
 mod test_pattern;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::config::{Config, SourceInput};
-use crate::hub::{SourceKind, Stream};
+use crate::hub::SourceKind;
+use crate::publish::Publisher;
 use crate::shutdown::Shutdown;
 use crate::stream_name::StreamName;
 
@@ -31,7 +31,7 @@ pub const DEFAULT_SNAPSHOT_FPS: u32 = 5;
 pub const DEFAULT_REPLAY_FPS: u32 = 30;
 
 /// A built-in producer, configured and ready to run into its stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// The moving test pattern.
     TestPattern(test_pattern::TestPattern),
@@ -54,13 +54,13 @@ impl Source {
         }
     }
 
-    /// Publishes into `stream` until `shutdown` fires (or, for stdin, the input ends).
-    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+    /// Publishes through `publisher` until `shutdown` fires (or, for stdin, the input ends).
+    pub async fn run(self, publisher: Publisher, shutdown: Shutdown) {
         match self {
-            Source::TestPattern(source) => source.run(stream, shutdown).await,
-            Source::Stdin(source) => source.run(stream, shutdown).await,
-            Source::Camera(source) => source.run(stream, shutdown).await,
-            Source::Replay(source) => source.run(stream, shutdown).await,
+            Source::TestPattern(source) => source.run(publisher, shutdown).await,
+            Source::Stdin(source) => source.run(publisher, shutdown).await,
+            Source::Camera(source) => source.run(publisher, shutdown).await,
+            Source::Replay(source) => source.run(publisher, shutdown).await,
         }
     }
 }

@@ -6,14 +6,12 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::hub::Stream;
 use crate::mjpeg::{Piece, Splitter};
-use crate::publish::publish_piece;
+use crate::publish::{Publisher, publish_piece};
 use crate::shutdown::Shutdown;
 use crate::status::State;
 
@@ -23,7 +21,7 @@ const READ_BYTES: usize = 64 * 1024;
 const NOTHING_TO_PLAY_PAUSE: Duration = Duration::from_secs(1);
 
 /// A replay's settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Replay {
     /// An MJPEG (or concatenated-JPEG) file, or a folder of JPEG files.
     pub path: PathBuf,
@@ -47,7 +45,8 @@ impl Replay {
     }
 
     /// Plays the file or folder into `stream` at its rate, looping, until shutdown.
-    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+    pub async fn run(self, publisher: Publisher, shutdown: Shutdown) {
+        let stream = publisher.stream();
         let Replay {
             path,
             fps,
@@ -77,7 +76,7 @@ impl Replay {
                 () = shutdown.wait() => return,
                 _ = ticks.tick() => {}
             }
-            if let Err(problem) = frames.publish_next(&stream).await {
+            if let Err(problem) = frames.publish_next(&publisher).await {
                 stream.set_status(State::Offline, Some(&problem));
                 tokio::select! {
                     () = shutdown.wait() => return,
@@ -119,7 +118,7 @@ struct FolderFrames {
 impl Frames {
     /// Publishes the next valid frame, starting over at the end; fails if a whole pass held
     /// none.
-    async fn publish_next(&mut self, stream: &Stream) -> Result<(), String> {
+    async fn publish_next(&mut self, publisher: &Publisher) -> Result<(), String> {
         // Set when a pass starts; a second start without a frame means there is none to play.
         let mut started_over = false;
         loop {
@@ -127,7 +126,7 @@ impl Frames {
                 Frames::File(file) => file.next_piece(&mut started_over).await?,
                 Frames::Folder(folder) => folder.next_piece(&mut started_over).await?,
             };
-            if publish_piece(stream, piece).is_ok() {
+            if publish_piece(publisher, piece).await.is_ok() {
                 return Ok(());
             }
         }

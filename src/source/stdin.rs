@@ -4,12 +4,10 @@
 //! that never returns (nothing piped in) must not keep the runtime from shutting down.
 
 use std::io::Read;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::hub::Stream;
-use crate::publish::SplitPublisher;
+use crate::publish::{Publisher, SplitPublisher};
 use crate::shutdown::Shutdown;
 use crate::status::State;
 
@@ -19,7 +17,7 @@ const READ_BYTES: usize = 64 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// The stdin source's settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Stdin {
     /// Largest frame accepted.
     pub max_frame_bytes: usize,
@@ -27,7 +25,8 @@ pub struct Stdin {
 
 impl Stdin {
     /// Publishes the frames on standard input into `stream` until it ends or shutdown.
-    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+    pub async fn run(self, publisher: Publisher, shutdown: Shutdown) {
+        let stream = publisher.stream().clone();
         let (sender, mut chunks) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         std::thread::Builder::new()
             .name("framecast-stdin".into())
@@ -36,16 +35,16 @@ impl Stdin {
         tracing::info!(stream = %stream.name(), "reading frames from standard input");
 
         stream.set_status(State::Connecting, Some("waiting for standard input"));
-        let mut publisher = SplitPublisher::sniffing(self.max_frame_bytes, stream.clone());
+        let mut publisher = SplitPublisher::sniffing(self.max_frame_bytes, publisher);
         loop {
             let chunk = tokio::select! {
                 () = shutdown.wait() => return,
                 chunk = chunks.recv() => chunk,
             };
             let Some(chunk) = chunk else { break };
-            publisher.push(&chunk);
+            publisher.push(&chunk).await;
         }
-        publisher.finish();
+        publisher.finish().await;
         tracing::info!(
             stream = %stream.name(),
             frames = publisher.frames,

@@ -3,15 +3,13 @@
 //! Each frame is visibly different (a sweeping bar, a bouncing square, the counter), so a viewer
 //! can tell at a glance that frames are flowing and whether any were skipped.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use jpeg_encoder::{ColorType, Encoder};
 use tokio::time::MissedTickBehavior;
 
-use crate::hub::Stream;
-use crate::publish::publish_jpeg;
+use crate::publish::{Publisher, publish_jpeg};
 use crate::shutdown::Shutdown;
 
 /// Picture size: 640x480 is the typical IP-camera substream.
@@ -23,7 +21,7 @@ const QUALITY: u8 = 80;
 const DOT: usize = 8;
 
 /// The test pattern's settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TestPattern {
     /// Frames per second.
     pub fps: u32,
@@ -31,7 +29,8 @@ pub struct TestPattern {
 
 impl TestPattern {
     /// Publishes a new test-pattern frame `fps` times a second until shutdown.
-    pub async fn run(self, stream: Arc<Stream>, shutdown: Shutdown) {
+    pub async fn run(self, publisher: Publisher, shutdown: Shutdown) {
+        let stream = publisher.stream();
         let fps = self.fps;
         let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
         // A late tick is skipped rather than bunched: the pattern is live, not a backlog.
@@ -45,9 +44,12 @@ impl TestPattern {
             }
             number += 1;
             let rendered = tokio::task::spawn_blocking(move || render(number)).await;
-            match rendered.map(|jpeg| publish_jpeg(&stream, Bytes::from(jpeg))) {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => tracing::error!(%err, "test pattern made an invalid JPEG"),
+            match rendered {
+                Ok(jpeg) => {
+                    if let Err(err) = publish_jpeg(&publisher, Bytes::from(jpeg)).await {
+                        tracing::error!(%err, "test pattern made an invalid JPEG");
+                    }
+                }
                 Err(err) => tracing::error!(%err, "test pattern renderer failed"),
             }
         }

@@ -340,10 +340,10 @@ async fn read_request(socket: &mut BufReader<TcpStream>) -> Option<Request> {
         if trimmed.is_empty() {
             return Some(Request { authorization });
         }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            if name.eq_ignore_ascii_case("authorization") {
-                authorization = Some(value.trim().to_owned());
-            }
+        if let Some((name, value)) = trimmed.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(value.trim().to_owned());
         }
     }
 }

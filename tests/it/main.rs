@@ -2,9 +2,11 @@
 
 mod common;
 mod fake_camera;
+mod nats;
 
 mod access;
 mod camera;
+mod cluster;
 mod cors;
 mod deploy;
 mod errors;

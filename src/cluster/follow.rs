@@ -1,0 +1,151 @@
+//! Following: a node receives a stream's frames from the cluster while it has viewers of it.
+//!
+//! For every stream in this node's hub, a task waits until the stream has a viewer here, then
+//! reads the stream's log with an ordered JetStream consumer that starts at the newest frame
+//! and status, so the first viewer gets a picture at once rather than at the next frame. Each
+//! frame is published here under the number it came with; one this node already has (its own,
+//! coming back) is dropped by that number. When the last viewer leaves, the consumer goes, and
+//! with it every byte of that stream this node was receiving.
+//!
+//! The tasks hold streams weakly, so following never keeps a stream alive; a task ends when
+//! its stream is removed from the hub.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::{Cluster, wire};
+use crate::hub::{Hub, Stream};
+use crate::shutdown::Shutdown;
+use crate::stream_name::StreamName;
+
+/// Pause before following a stream again after the consumer failed.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Until shutdown: starts following each stream of `hub` as it is made.
+pub(super) async fn follow_watched(cluster: Arc<Cluster>, hub: Arc<Hub>, shutdown: Shutdown) {
+    let mut streams = hub.new_streams();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.wait() => return,
+            stream = streams.recv() => match stream {
+                Some(stream) => stream,
+                None => return,
+            },
+        };
+        let Some(stream) = stream.upgrade() else {
+            continue;
+        };
+        let follower = Follower {
+            cluster: cluster.clone(),
+            name: stream.name().clone(),
+            viewers: stream.subscriber_count(),
+            stream: Arc::downgrade(&stream),
+        };
+        tokio::spawn(follower.run(shutdown.clone()));
+    }
+}
+
+/// One stream followed for this node's viewers.
+struct Follower {
+    cluster: Arc<Cluster>,
+    name: StreamName,
+    /// The stream's viewers here; closed when the stream is removed.
+    viewers: watch::Receiver<usize>,
+    stream: Weak<Stream>,
+}
+
+impl Follower {
+    async fn run(mut self, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                watched = self.viewers.wait_for(|count| *count > 0) => {
+                    if watched.is_err() {
+                        return;
+                    }
+                }
+            }
+            let followed = tokio::select! {
+                () = shutdown.wait() => return,
+                followed = self.follow() => followed,
+            };
+            match followed {
+                Ok(Followed::Unwatched) => {}
+                Ok(Followed::Removed) => return,
+                Err(reason) => {
+                    tracing::warn!(stream = %self.name, %reason, "cannot follow the stream in the cluster");
+                    tokio::select! {
+                        () = shutdown.wait() => return,
+                        () = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes the stream's frames and statuses here until its viewers here have left.
+    async fn follow(&mut self) -> Result<Followed, String> {
+        let log = self
+            .cluster
+            .ensure_log()
+            .await
+            .map_err(|err| err.to_string())?;
+        let consumer = log
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.cluster.client.new_inbox(),
+                filter_subject: wire::stream_subjects(&self.cluster.prefix, &self.name),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| err.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|err| err.to_string())?;
+        tracing::debug!(stream = %self.name, "following the stream in the cluster");
+        loop {
+            let message = tokio::select! {
+                gone = self.viewers.wait_for(|count| *count == 0) => {
+                    return Ok(if gone.is_ok() { Followed::Unwatched } else { Followed::Removed });
+                }
+                message = messages.next() => message,
+            };
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => return Err(err.to_string()),
+                None => return Err("the consumer ended".into()),
+            };
+            let Some(stream) = self.stream.upgrade() else {
+                return Ok(Followed::Removed);
+            };
+            let message = message.message;
+            match wire::read(&message.subject, message.headers.as_ref(), message.payload) {
+                Ok(wire::Entry::Frame(frame, seq)) => {
+                    stream.publish_numbered(&frame, seq);
+                }
+                Ok(wire::Entry::Status(status)) => {
+                    // Where the source runs, it tells its own status, and the log may still
+                    // hold the previous holder's.
+                    if !self.cluster.runs(self.name.as_str()) {
+                        stream.set_status(status.state, status.reason.as_deref());
+                        self.cluster.set_owner(self.name.as_str(), &status.node);
+                    }
+                }
+                Err(reason) => {
+                    stream.record_rejected();
+                    tracing::debug!(stream = %self.name, %reason, "message from the cluster refused");
+                }
+            }
+        }
+    }
+}
+
+/// Why following stopped.
+enum Followed {
+    /// The last viewer here left.
+    Unwatched,
+    /// The stream is gone from the hub.
+    Removed,
+}

@@ -1,0 +1,262 @@
+//! The cluster: several framecast nodes sharing their streams over NATS.
+//!
+//! One node carries a few thousand viewers; past that, nodes are added behind a load balancer
+//! and `--nats` makes them act as one. framecast adds no protocol of its own: NATS moves the
+//! frames, and JetStream (its storage layer) keeps the shared state.
+//!
+//! **One log per stream.** Every frame any node takes in is appended to a JetStream stream on
+//! the subject `PREFIX.NAME.frame`, keeping only the newest message per subject. The append
+//! names the log position the node last saw (`Nats-Expected-Last-Subject-Sequence`), so when
+//! two nodes take frames for one stream at once, one append fails and is retried after
+//! reading the newest frame: frames get one increasing `seq` cluster-wide, set by whoever
+//! appended, and carried with the receive time in the message's headers (`sequence.rs`,
+//! `wire.rs`).
+//!
+//! **Frames go only where they are watched.** A node follows a stream's log (an ordered
+//! JetStream consumer) only while it has viewers of that stream; the consumer starts with the
+//! newest frame and status, so a viewer joining anywhere sees the picture at once. Each node
+//! encodes what it receives once for its own viewers, exactly as a local frame
+//! (`follow.rs`).
+//!
+//! **NATS trouble is local trouble only.** While NATS is unreachable, a node numbers its own
+//! producers' frames itself and serves them to its own viewers; the client reconnects on its
+//! own and the log is made again if the NATS server lost it.
+
+mod address;
+mod demand;
+mod follow;
+mod lease;
+mod sequence;
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::StorageType};
+
+pub use address::{NatsServers, parse_servers};
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::shutdown::Shutdown;
+
+/// Bytes of a frame message's NATS headers (`seq`, `ts`, the expected log position) at most:
+/// a frame of `--max-frame-bytes` plus these must fit the NATS server's `max_payload`.
+pub const HEADER_ROOM: usize = 512;
+/// Longest wait for NATS to confirm a frame was appended before the node numbers it alone.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed to reach NATS at start; after that, the node reconnects on its own.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No NATS server could be reached or it refused the credentials.
+    #[error("cannot connect to NATS at {servers}: {reason}")]
+    Connect {
+        /// The servers, without credentials.
+        servers: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Frames up to `--max-frame-bytes` would not fit a NATS message.
+    #[error(
+        "--max-frame-bytes is {max_frame_bytes}, but the NATS server takes messages of at most \
+         {max_payload} bytes ({HEADER_ROOM} of them kept for headers): raise max_payload in \
+         nats-server's configuration (e.g. `max_payload: 8MB`) or lower --max-frame-bytes to \
+         {fits}"
+    )]
+    FramesTooLarge {
+        /// The configured largest frame.
+        max_frame_bytes: usize,
+        /// The server's `max_payload`.
+        max_payload: usize,
+        /// The largest `--max-frame-bytes` that fits.
+        fits: usize,
+    },
+    /// The NATS server has no JetStream, or refused to make the log.
+    #[error("cannot set up the frame log in NATS JetStream (is nats-server run with -js?): {0}")]
+    JetStream(String),
+}
+
+/// This node's membership of a cluster: its NATS connection and the shared log.
+#[derive(Debug)]
+pub struct Cluster {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    /// Prefix of every subject and name this cluster uses in NATS.
+    prefix: String,
+    /// This node's name, as other nodes and `/streams` see it.
+    node: String,
+    /// The frame log's settings, to make it again if NATS lost it.
+    log_config: jetstream::stream::Config,
+    /// Whether the last append failed, so that a failure is logged once, not per frame.
+    failing: AtomicBool,
+    /// How long a source's lease lasts without renewal.
+    lease: Duration,
+    /// The streams whose sources run on this node now.
+    running: Mutex<HashSet<String>>,
+    /// The node last heard running each followed stream's source.
+    owners: Mutex<HashMap<String, String>>,
+}
+
+impl Cluster {
+    /// Connects to the NATS servers `--nats` names and makes sure the frame log exists.
+    pub async fn connect(config: &Config, servers: &NatsServers) -> Result<Cluster, ClusterError> {
+        let node = config.nats_node.clone().unwrap_or_else(default_node_name);
+        let connect_error = |reason: String| ClusterError::Connect {
+            servers: servers.to_string(),
+            reason,
+        };
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("framecast {node}"))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .max_reconnects(None)
+            .event_callback(|event| async move { log_event(&event) });
+        options = servers.authenticate(options);
+        if let Some(path) = &config.nats_creds {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|err| connect_error(format!("{}: {err}", path.display())))?;
+        }
+        let client = async_nats::connect_with_options(servers.addresses(), options)
+            .await
+            .map_err(|err| connect_error(err.to_string()))?;
+        let max_payload = client.server_info().max_payload;
+        if config.max_frame_bytes + HEADER_ROOM > max_payload {
+            return Err(ClusterError::FramesTooLarge {
+                max_frame_bytes: config.max_frame_bytes,
+                max_payload,
+                fits: max_payload.saturating_sub(HEADER_ROOM),
+            });
+        }
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(APPEND_TIMEOUT);
+        let prefix = config.nats_prefix.clone();
+        let log_config = jetstream::stream::Config {
+            name: format!("{prefix}-frames"),
+            subjects: wire::log_subjects(&prefix),
+            max_messages_per_subject: 1,
+            max_message_size: i32::try_from(max_payload).unwrap_or(i32::MAX),
+            storage: StorageType::Memory,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let cluster = Cluster {
+            client,
+            jetstream,
+            prefix,
+            node,
+            log_config,
+            failing: AtomicBool::new(false),
+            lease: config.nats_lease,
+            running: Mutex::default(),
+            owners: Mutex::default(),
+        };
+        cluster
+            .ensure_log()
+            .await
+            .map_err(|err| ClusterError::JetStream(err.to_string()))?;
+        tracing::info!(servers = %servers, node = %cluster.node, max_payload, "joined the cluster");
+        Ok(cluster)
+    }
+
+    /// This node's name in the cluster.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether the source of the stream called `name` runs on this node now.
+    pub fn runs(&self, name: &str) -> bool {
+        self.running
+            .lock()
+            .expect("running lock poisoned")
+            .contains(name)
+    }
+
+    fn set_running(&self, name: &str, running: bool) {
+        let mut streams = self.running.lock().expect("running lock poisoned");
+        if running {
+            streams.insert(name.to_owned());
+            self.set_owner(name, &self.node);
+        } else {
+            streams.remove(name);
+        }
+    }
+
+    /// The node running the source of the stream called `name`, as far as this node knows.
+    pub fn owner(&self, name: &str) -> Option<String> {
+        self.owners
+            .lock()
+            .expect("owners lock poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    fn set_owner(&self, name: &str, node: &str) {
+        let mut owners = self.owners.lock().expect("owners lock poisoned");
+        if owners.get(name).is_none_or(|known| known != node) {
+            owners.insert(name.to_owned(), node.to_owned());
+        }
+    }
+
+    /// Whether the node is connected to NATS right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Until shutdown: follows, on behalf of its viewers here, every stream watched on this
+    /// node.
+    pub async fn run(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
+        follow::follow_watched(self, hub, shutdown).await;
+    }
+
+    /// Makes the frame log if it does not exist (first start, or NATS restarted without it).
+    async fn ensure_log(&self) -> Result<jetstream::stream::Stream, async_nats::Error> {
+        Ok(self
+            .jetstream
+            .get_or_create_stream(self.log_config.clone())
+            .await?)
+    }
+}
+
+/// A name for a node started without `--nats-node`: the host's name and a random suffix, so
+/// that two nodes on one host differ.
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "framecast".to_owned());
+    format!("{host}-{:06x}", fastrand::u32(..0x100_0000))
+}
+
+/// Logs what happens to the NATS connection: losing it is worth a warning, the rest less.
+fn log_event(event: &async_nats::Event) {
+    match event {
+        async_nats::Event::Disconnected => {
+            tracing::warn!("lost the NATS connection; serving local streams until it is back")
+        }
+        async_nats::Event::Connected => tracing::info!("connected to NATS"),
+        other => tracing::debug!(event = %other, "NATS"),
+    }
+}
+
+impl Cluster {
+    /// Notes that appending failed, logging it the first time.
+    fn append_failed(&self, reason: &str) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%reason, "cannot append frames to the cluster log; numbering them here");
+        }
+    }
+
+    /// Notes that appending works, logging it if it had failed.
+    fn append_works(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("appending frames to the cluster log again");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Several framecast nodes as one, over a real `nats-server` with JetStream: frames pushed to
+//! any node reach viewers on every node, numbered once, byte for byte the same.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{EventReader, WAIT, post_jpeg_to, sample_jpeg, spawn_binary};
+use crate::fake_camera::{FakeCamera, Setup};
+use crate::nats::{Nats, Node, settle};
+
+/// Pause between uploads: a camera's pace, so that no viewer has reason to skip a frame.
+const PACE: Duration = Duration::from_millis(100);
+
+fn frames(count: u32) -> Vec<Vec<u8>> {
+    (0..count).map(|seed| sample_jpeg(320, 240, seed)).collect()
+}
+
+/// Reads frame events until `last`, checking that numbers only go up and that each carries
+/// the JPEG uploaded as that number; returns every event's data by number.
+async fn read_until(
+    reader: &mut EventReader,
+    sent: &[Vec<u8>],
+    last: u64,
+) -> std::collections::BTreeMap<u64, String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut previous = 0;
+    while previous < last {
+        let event = reader.next_frame().await.expect("the stream goes on");
+        let seq = event.json()["seq"].as_u64().unwrap();
+        assert!(seq > previous, "seq {seq} after {previous}");
+        assert_eq!(event.id, Some(seq.to_string()));
+        assert_eq!(event.jpeg(), sent[seq as usize - 1], "frame {seq}");
+        previous = seq;
+        seen.insert(seq, event.data);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn frames_pushed_to_one_node_reach_viewers_on_the_others_and_no_one_else() {
+    let nats = Nats::start("fanout", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let c = Node::start(&nats, "c", &[]).await;
+    let mut on_b = EventReader::open(&b.url("/events?stream=cam")).await;
+    let mut on_c = EventReader::open(&c.url("/events?stream=cam")).await;
+    settle().await;
+
+    let sent = frames(10);
+    let a_before = nats.bytes_sent_to("a").await;
+    for (index, jpeg) in sent.iter().enumerate() {
+        let (status, body) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["seq"], index as u64 + 1);
+        tokio::time::sleep(PACE).await;
+    }
+    let seen_on_b = read_until(&mut on_b, &sent, 10).await;
+    let seen_on_c = read_until(&mut on_c, &sent, 10).await;
+    assert_eq!(seen_on_b.len(), 10, "every frame reached B");
+    // Same number, same receive time, same bytes: the events are identical.
+    assert_eq!(seen_on_b, seen_on_c);
+
+    // A has no viewers: it sent frames to NATS but was sent none back, only acknowledgements.
+    let a_received = nats.bytes_sent_to("a").await - a_before;
+    let frame_bytes: usize = sent.iter().map(Vec::len).sum();
+    assert!(
+        (a_received as usize) < frame_bytes / 20,
+        "A received {a_received} bytes for {frame_bytes} bytes of frames it did not watch"
+    );
+    let b_received = nats.bytes_sent_to("b").await;
+    assert!(
+        b_received as usize > frame_bytes,
+        "B received {b_received} bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_joining_anywhere_gets_the_newest_frame_at_once() {
+    let nats = Nats::start("join", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let c = Node::start(&nats, "c", &[]).await;
+    let sent = frames(3);
+    for jpeg in &sent {
+        let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
+        assert_eq!(status, 200);
+    }
+    settle().await;
+
+    // No frame is coming: the first one C shows must be the newest already sent.
+    let asked = Instant::now();
+    let mut on_c = EventReader::open(&c.url("/events?stream=cam")).await;
+    let first = on_c.next_frame().await.unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(first.json()["seq"], 3);
+    assert_eq!(first.jpeg(), sent[2]);
+    eprintln!("the newest frame reached a viewer joining another node in {waited:?}");
+    assert!(waited < Duration::from_millis(500), "took {waited:?}");
+
+    // And its status says live, as on the node that took the frames.
+    let streams: serde_json::Value = reqwest::get(c.url("/streams"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(streams["streams"][0]["state"], "live", "{streams}");
+}
+
+#[tokio::test]
+async fn uploads_to_different_nodes_share_one_numbering() {
+    let nats = Nats::start("numbering", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let c = Node::start(&nats, "c", &[]).await;
+    let mut viewers = Vec::new();
+    for node in [&a, &b, &c] {
+        viewers.push(EventReader::open(&node.url("/events?stream=cam")).await);
+    }
+    settle().await;
+
+    // A round-robin balancer: each upload goes to the other node.
+    let sent = frames(12);
+    for (index, jpeg) in sent.iter().enumerate() {
+        let node = if index % 2 == 0 { &a } else { &b };
+        let (status, body) = post_jpeg_to(&node.url("/frames?stream=cam"), jpeg).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["seq"], index as u64 + 1, "upload {index}");
+        tokio::time::sleep(PACE).await;
+    }
+    let mut seen = Vec::new();
+    for viewer in &mut viewers {
+        seen.push(read_until(viewer, &sent, 12).await);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[1], seen[2]);
+}
+
+#[tokio::test]
+async fn producers_racing_on_two_nodes_never_share_a_number() {
+    let nats = Nats::start("race", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let upload = |url: String, seed: u32| async move {
+        let mut numbers = Vec::new();
+        for i in 0..15 {
+            let jpeg = sample_jpeg(64, 48, seed + i);
+            let (status, body) = post_jpeg_to(&url, &jpeg).await;
+            assert_eq!(status, 200, "{body}");
+            numbers.push(body["seq"].as_u64().unwrap());
+        }
+        numbers
+    };
+    let (from_a, from_b) = tokio::join!(
+        upload(a.url("/frames?stream=cam"), 0),
+        upload(b.url("/frames?stream=cam"), 100),
+    );
+    let mut all: Vec<u64> = from_a.iter().chain(&from_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=30).collect::<Vec<u64>>(),
+        "A {from_a:?}, B {from_b:?}"
+    );
+    assert!(from_a.is_sorted() && from_b.is_sorted());
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_when_frames_would_not_fit_a_nats_message() {
+    let nats = Nats::start("payload", "1MB").await;
+    let url = nats.url();
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+            .args(["--bind", "127.0.0.1:0", "--no-test-pattern", "--nats", &url])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("max_payload"), "{said}");
+    assert!(said.contains("--max-frame-bytes"), "{said}");
+
+    // With frames that fit, it starts.
+    let (mut node, _) = spawn_binary(
+        &[
+            "--no-test-pattern",
+            "--nats",
+            &url,
+            "--max-frame-bytes",
+            "1000000",
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    node.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_password_in_the_nats_url_never_shows() {
+    // Nothing listens on this port: the node names the server and says why, without the secret.
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+            .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
+            .args(["--nats", "nats://alice:hunter2@127.0.0.1:9"])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("nats://127.0.0.1:9"), "{said}");
+    assert!(
+        !said.contains("hunter2") && !said.contains("alice"),
+        "{said}"
+    );
+}
+
+/// The node whose `/streams` says the source of `stream` runs on it.
+async fn owner_of(nodes: &[&Node], stream: &str) -> Option<usize> {
+    for (index, node) in nodes.iter().enumerate() {
+        let streams: serde_json::Value = reqwest::get(node.url("/streams"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let runs_here = streams["streams"]
+            .as_array()?
+            .iter()
+            .any(|entry| entry["name"] == stream && entry["owner"] == streams["node"]);
+        if runs_here {
+            return Some(index);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn one_node_pulls_a_camera_for_the_cluster_and_another_takes_over_when_it_dies() {
+    let camera = FakeCamera::start(Setup::default()).await;
+    let nats = Nats::start("camera", "1MB").await;
+    let source = format!("cam={} linger=2s", camera.url(None));
+    let args = [
+        "--source",
+        &source,
+        "--nats-lease",
+        "2s",
+        "--stall-after",
+        "1s",
+    ];
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        nodes.push(Node::start(&nats, name, &args).await);
+    }
+    settle().await;
+    assert_eq!(camera.connections(), 0, "nobody watches yet");
+
+    // Viewers on every node: the camera sees one connection.
+    let mut viewers = Vec::new();
+    for node in &nodes {
+        viewers.push(EventReader::open(&node.url("/events?stream=cam")).await);
+    }
+    let mut last_seq = vec![0; 3];
+    for (viewer, last) in viewers.iter_mut().zip(&mut last_seq) {
+        for _ in 0..5 {
+            let frame = viewer.next_frame().await.unwrap();
+            assert!(
+                camera.sent(&frame.jpeg()),
+                "a frame the camera did not send"
+            );
+            let seq = frame.json()["seq"].as_u64().unwrap();
+            assert!(seq > *last);
+            *last = seq;
+        }
+    }
+    assert_eq!(camera.connections(), 1, "one connection for three nodes");
+    assert_eq!(camera.open_connections(), 1);
+
+    // Kill the node that pulls the camera, as a crash would.
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let owner = owner_of(&refs, "cam")
+        .await
+        .expect("a node says it runs the camera");
+    nodes[owner].child.kill().await.unwrap();
+    let killed = Instant::now();
+    let survivors: Vec<usize> = (0..3).filter(|&index| index != owner).collect();
+
+    // Each surviving viewer hears the stream stall, then gets frames again, in order.
+    for &index in &survivors {
+        let viewer = &mut viewers[index];
+        let mut stalled = false;
+        loop {
+            let event = tokio::time::timeout(WAIT, viewer.next())
+                .await
+                .expect("the camera comes back within the wait limit")
+                .expect("the stream goes on");
+            match event.event.as_deref() {
+                Some("status") => {
+                    let state = event.json()["state"].as_str().unwrap().to_owned();
+                    stalled |= state == "stalled" || state == "connecting";
+                }
+                Some("frame") => {
+                    let seq = event.json()["seq"].as_u64().unwrap();
+                    assert!(seq > last_seq[index], "seq {seq} after {}", last_seq[index]);
+                    last_seq[index] = seq;
+                    if stalled {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let took = killed.elapsed();
+    eprintln!("another node took the camera over {took:?} after its puller died");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(camera.open_connections(), 1, "again one connection");
+    assert_eq!(camera.connections(), 2);
+}
+
+#[tokio::test]
+async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
+    let mut nats = Nats::start("restart", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let mut on_a = EventReader::open(&a.url("/events?stream=cam")).await;
+    let mut on_b = EventReader::open(&b.url("/events?stream=cam")).await;
+    settle().await;
+    let sent = frames(6);
+    let push = |index: usize| {
+        let url = a.url("/frames?stream=cam");
+        let jpeg = sent[index].clone();
+        async move {
+            let (status, body) = post_jpeg_to(&url, &jpeg).await;
+            assert_eq!(status, 200, "{body}");
+            body["seq"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(push(0).await, 1);
+    assert_eq!(on_b.next_frame().await.unwrap().jpeg(), sent[0]);
+
+    // NATS goes away for five seconds: A still serves its own viewers what is pushed to it.
+    nats.stop().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = push(1).await;
+    assert_eq!(during, 2, "numbered after the last frame A saw");
+    let frame = loop {
+        let frame = on_a.next_frame().await.unwrap();
+        if frame.json()["seq"].as_u64() == Some(during) {
+            break frame;
+        }
+    };
+    assert_eq!(frame.jpeg(), sent[1]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // Back on the same port, without its stored state: the nodes rejoin by themselves.
+    nats.restart().await;
+    let mut delivered = false;
+    let deadline = Instant::now() + WAIT;
+    let mut index = 2;
+    while !delivered && Instant::now() < deadline {
+        let seq = push(index.min(5)).await;
+        index += 1;
+        let wait = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                let frame = on_b.next_frame().await.unwrap();
+                if frame.json()["seq"].as_u64() == Some(seq) {
+                    return;
+                }
+            }
+        });
+        delivered = wait.await.is_ok();
+    }
+    assert!(
+        delivered,
+        "frames pushed to A reach B again after NATS came back"
+    );
+}

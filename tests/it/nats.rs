@@ -1,0 +1,184 @@
+//! A real `nats-server` (Debian's package) with JetStream, on random loopback ports, for the
+//! cluster tests; and framecast nodes joined to it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+use crate::common::{WAIT, spawn_binary};
+
+/// Where Debian installs the server (not on every user's PATH).
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A running `nats-server`, killed when dropped.
+pub struct Nats {
+    child: Option<Child>,
+    /// Its client port.
+    pub port: u16,
+    /// Its HTTP monitoring port (`/connz`, `/jsz`).
+    pub monitor: u16,
+    dir: PathBuf,
+    max_payload: String,
+}
+
+impl Nats {
+    /// Starts a server taking messages of up to `max_payload` (`1MB`, `8MB`, …).
+    pub async fn start(name: &str, max_payload: &str) -> Nats {
+        let dir =
+            std::env::temp_dir().join(format!("framecast-nats-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nats = Nats {
+            child: None,
+            port: 0,
+            monitor: 0,
+            dir,
+            max_payload: max_payload.to_owned(),
+        };
+        nats.run().await;
+        nats
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server, as a crash would.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same ports, without what it stored in memory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.run().await;
+    }
+
+    /// Bytes the server has sent to the framecast node called `node` (from `/connz`).
+    pub async fn bytes_sent_to(&self, node: &str) -> u64 {
+        let connz: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let name = format!("framecast {node}");
+        connz["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|connection| connection["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no NATS connection named {name:?}: {connz}"))["out_bytes"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Runs the server on the known ports (random ones the first time) and learns them.
+    async fn run(&mut self) {
+        let port = |port: u16| {
+            if port == 0 {
+                "-1".to_owned()
+            } else {
+                port.to_string()
+            }
+        };
+        let config = self.dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\nmax_payload: {}\n\
+                 jetstream {{ store_dir: {:?} }}\n",
+                port(self.port),
+                port(self.monitor),
+                self.max_payload,
+                self.dir.join("js"),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(NATS_SERVER)
+            .arg("-c")
+            .arg(&config)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server is installed (tests/all.sh installs it)");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let port_after = |text: &str| -> Option<u16> {
+                    line.split(text)
+                        .nth(1)?
+                        .rsplit(':')
+                        .next()?
+                        .trim()
+                        .parse()
+                        .ok()
+                };
+                if let Some(monitor) = port_after("Starting http monitor on ") {
+                    self.monitor = monitor;
+                }
+                if let Some(port) = port_after("Listening for client connections on ") {
+                    self.port = port;
+                }
+                if line.contains("Server is ready") {
+                    return;
+                }
+            }
+            panic!("nats-server stopped before it was ready");
+        };
+        tokio::time::timeout(WAIT, ready)
+            .await
+            .expect("nats-server ready in time");
+        // Keep reading its log so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A framecast node (the real binary) joined to `nats` as `node`, with `args` added.
+pub struct Node {
+    pub child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Node {
+    pub async fn start(nats: &Nats, node: &str, args: &[&str]) -> Node {
+        let url = nats.url();
+        let mut all = vec![
+            "--no-test-pattern",
+            "--nats",
+            &url,
+            "--nats-node",
+            node,
+            "--max-frame-bytes",
+            "1000000",
+            "--max-subscribers-per-ip",
+            "10000",
+        ];
+        all.extend_from_slice(args);
+        let (child, url) = spawn_binary(&all, std::process::Stdio::null()).await;
+        Node { child, url }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+/// A short pause that lets messages already sent arrive.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
