@@ -86,6 +86,17 @@ pub struct HttpGauges {
     pub upload_buffer_bytes: usize,
 }
 
+/// A cluster node's link to NATS, read when scraped.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterGauges {
+    /// Whether NATS is reachable now.
+    pub connected: bool,
+    /// Bytes received from NATS so far: frames of followed streams, and little else.
+    pub received_bytes: u64,
+    /// Bytes sent to NATS so far: frames appended, and little else.
+    pub sent_bytes: u64,
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -170,9 +181,10 @@ impl Metrics {
     }
 
     /// Every metric, in the text format.
-    pub fn render(&self, hub: &Hub, http: HttpGauges) -> String {
+    pub fn render(&self, hub: &Hub, http: HttpGauges, cluster: Option<ClusterGauges>) -> String {
         let mut families = self.registry.gather();
         families.extend(process_families(self.started, self.connections.len(), http));
+        families.extend(cluster.map(cluster_families).unwrap_or_default());
         families.extend(hub_families(hub));
         families.retain(|family| !family.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
@@ -224,6 +236,29 @@ impl Scrape {
             .set(i64::try_from(value).unwrap_or(i64::MAX));
         self.0.extend(vec.collect());
     }
+}
+
+/// The node's link to its cluster.
+fn cluster_families(cluster: ClusterGauges) -> Vec<MetricFamily> {
+    let mut scrape = Scrape::default();
+    scrape.int_gauge(
+        "framecast_cluster_connected",
+        "1 while NATS is reachable, 0 while this node serves only its own streams.",
+        usize::from(cluster.connected),
+    );
+    scrape.counter(
+        "framecast_cluster_received_bytes_total",
+        "Bytes received from NATS: frames of streams watched here that other nodes took in.",
+        &[],
+        [(vec![], cluster.received_bytes)],
+    );
+    scrape.counter(
+        "framecast_cluster_sent_bytes_total",
+        "Bytes sent to NATS: frames this node took in.",
+        &[],
+        [(vec![], cluster.sent_bytes)],
+    );
+    scrape.0
 }
 
 /// The server as a whole: build, start time, connections, viewers, uploads.
@@ -421,7 +456,7 @@ mod tests {
         metrics.record_response(route("/events"), StatusCode::OK);
         metrics.record_response(route("/../made-up"), StatusCode::NOT_FOUND);
         metrics.record_upload(UploadResult::Published);
-        let text = metrics.render(&hub, gauges());
+        let text = metrics.render(&hub, gauges(), None);
         for line in [
             "framecast_frames_published_total{stream=\"door\"} 1",
             "framecast_subscribers{output=\"mjpeg\",stream=\"door\"} 1",

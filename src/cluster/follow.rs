@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::{Cluster, wire};
 use crate::hub::{Hub, Stream};
 use crate::shutdown::Shutdown;
+use crate::status::State;
 use crate::stream_name::StreamName;
 
 /// Pause before following a stream again after the consumer failed.
@@ -105,12 +106,21 @@ impl Follower {
             .map_err(|err| err.to_string())?;
         let mut messages = consumer.messages().await.map_err(|err| err.to_string())?;
         tracing::debug!(stream = %self.name, "following the stream in the cluster");
+        let mut connection = self.cluster.connection();
         loop {
             let message = tokio::select! {
                 gone = self.viewers.wait_for(|count| *count == 0) => {
                     return Ok(if gone.is_ok() { Followed::Unwatched } else { Followed::Removed });
                 }
-                message = messages.next() => message,
+                Ok(()) = connection.changed() => None,
+                message = messages.next() => Some(message),
+            };
+            let Some(message) = message else {
+                // The consumer carries on once NATS is back; until then viewers are told.
+                if !*connection.borrow_and_update() {
+                    self.cut_off();
+                }
+                continue;
             };
             let message = match message {
                 Some(Ok(message)) => message,
@@ -138,6 +148,17 @@ impl Follower {
                     tracing::debug!(stream = %self.name, %reason, "message from the cluster refused");
                 }
             }
+        }
+    }
+}
+
+impl Follower {
+    /// Tells the stream's viewers here that frames from other nodes cannot reach them now.
+    fn cut_off(&self) {
+        if let Some(stream) = self.stream.upgrade()
+            && stream.state() == State::Live
+        {
+            stream.set_status(State::Stalled, Some("lost the cluster connection (NATS)"));
         }
     }
 }

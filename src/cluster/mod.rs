@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::StorageType};
+use tokio::sync::watch;
 
 pub use address::{NatsServers, parse_servers};
 
@@ -96,6 +97,8 @@ pub struct Cluster {
     failing: AtomicBool,
     /// How long a source's lease lasts without renewal.
     lease: Duration,
+    /// Whether the NATS connection is up, as its events tell.
+    connected: watch::Sender<bool>,
     /// The streams whose sources run on this node now.
     running: Mutex<HashSet<String>>,
     /// The node last heard running each followed stream's source.
@@ -110,11 +113,16 @@ impl Cluster {
             servers: servers.to_string(),
             reason,
         };
+        let (connected, _) = watch::channel(false);
+        let told = connected.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("framecast {node}"))
             .connection_timeout(CONNECT_TIMEOUT)
             .max_reconnects(None)
-            .event_callback(|event| async move { log_event(&event) });
+            .event_callback(move |event| {
+                let told = told.clone();
+                async move { note_event(&event, &told) }
+            });
         options = servers.authenticate(options);
         if let Some(path) = &config.nats_creds {
             options = options
@@ -125,6 +133,7 @@ impl Cluster {
         let client = async_nats::connect_with_options(servers.addresses(), options)
             .await
             .map_err(|err| connect_error(err.to_string()))?;
+        connected.send_replace(true);
         let max_payload = client.server_info().max_payload;
         if config.max_frame_bytes + HEADER_ROOM > max_payload {
             return Err(ClusterError::FramesTooLarge {
@@ -153,6 +162,7 @@ impl Cluster {
             log_config,
             failing: AtomicBool::new(false),
             lease: config.nats_lease,
+            connected,
             running: Mutex::default(),
             owners: Mutex::default(),
         };
@@ -208,6 +218,20 @@ impl Cluster {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    /// The NATS connection going up and down.
+    pub fn connection(&self) -> watch::Receiver<bool> {
+        self.connected.subscribe()
+    }
+
+    /// Bytes received from and sent to NATS so far, payloads and headers.
+    pub fn traffic(&self) -> (u64, u64) {
+        let statistics = self.client.statistics();
+        (
+            statistics.in_bytes.load(Ordering::Relaxed),
+            statistics.out_bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Until shutdown: follows, on behalf of its viewers here, every stream watched on this
     /// node.
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
@@ -234,13 +258,18 @@ fn default_node_name() -> String {
     format!("{host}-{:06x}", fastrand::u32(..0x100_0000))
 }
 
-/// Logs what happens to the NATS connection: losing it is worth a warning, the rest less.
-fn log_event(event: &async_nats::Event) {
+/// Logs what happens to the NATS connection (losing it is worth a warning, the rest less) and
+/// tells `connected`.
+fn note_event(event: &async_nats::Event, connected: &watch::Sender<bool>) {
     match event {
         async_nats::Event::Disconnected => {
-            tracing::warn!("lost the NATS connection; serving local streams until it is back")
+            tracing::warn!("lost the NATS connection; serving local streams until it is back");
+            connected.send_replace(false);
         }
-        async_nats::Event::Connected => tracing::info!("connected to NATS"),
+        async_nats::Event::Connected => {
+            tracing::info!("connected to NATS");
+            connected.send_replace(true);
+        }
         other => tracing::debug!(event = %other, "NATS"),
     }
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppState, access};
 use crate::error::Error;
-use crate::metrics::{self, HttpGauges, Metrics};
+use crate::metrics::{self, ClusterGauges, HttpGauges, Metrics};
 
 /// Every metric in the Prometheus text format.
 pub async fn get_metrics(
@@ -29,7 +29,15 @@ pub async fn get_metrics(
             .saturating_sub(quotas.uploads_total.available_permits()),
         upload_buffer_bytes: quotas.upload_bytes.used(),
     };
-    let text = state.metrics.render(&state.hub, http);
+    let cluster = state.cluster.as_ref().map(|cluster| {
+        let (received_bytes, sent_bytes) = cluster.traffic();
+        ClusterGauges {
+            connected: cluster.is_connected(),
+            received_bytes,
+            sent_bytes,
+        }
+    });
+    let text = state.metrics.render(&state.hub, http, cluster);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

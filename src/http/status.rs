@@ -51,7 +51,14 @@ pub async fn get_streams(
     })))
 }
 
-/// Liveness: 200 while the server accepts requests.
-pub async fn get_healthz() -> Json<Value> {
-    Json(json!({ "ok": true }))
+/// Liveness: 200 while the server accepts requests, and in a cluster whether NATS is
+/// reachable (a node without NATS still serves its own streams, so it stays 200).
+pub async fn get_healthz(State(state): State<AppState>) -> Json<Value> {
+    match &state.cluster {
+        None => Json(json!({ "ok": true })),
+        Some(cluster) => Json(json!({
+            "ok": true,
+            "cluster": { "node": cluster.node(), "connected": cluster.is_connected() },
+        })),
+    }
 }

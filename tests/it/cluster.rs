@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{EventReader, WAIT, post_jpeg_to, sample_jpeg, spawn_binary};
+use crate::common::{EventReader, WAIT, eventually, post_jpeg_to, sample_jpeg, spawn_binary};
 use crate::fake_camera::{FakeCamera, Setup};
 use crate::nats::{Nats, Node, settle};
 
@@ -70,6 +70,25 @@ async fn frames_pushed_to_one_node_reach_viewers_on_the_others_and_no_one_else()
     assert!(
         b_received as usize > frame_bytes,
         "B received {b_received} bytes"
+    );
+
+    // Each node counts the same in /metrics, which Prometheus's own checker accepts.
+    let metrics = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    crate::metrics::promtool_check(&metrics).await;
+    let counted = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("framecast_cluster_received_bytes_total "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no received bytes in\n{metrics}"));
+    assert!(counted as usize > frame_bytes, "B counted {counted} bytes");
+    assert!(
+        metrics.contains("framecast_cluster_connected 1"),
+        "{metrics}"
     );
 }
 
@@ -278,6 +297,12 @@ async fn one_node_pulls_a_camera_for_the_cluster_and_another_takes_over_when_it_
     }
     assert_eq!(camera.connections(), 1, "one connection for three nodes");
     assert_eq!(camera.open_connections(), 1);
+    // The camera's stream takes no pushed frames, on any node.
+    for node in &nodes {
+        let jpeg = sample_jpeg(64, 48, 1);
+        let (status, body) = post_jpeg_to(&node.url("/frames?stream=cam"), &jpeg).await;
+        assert_eq!(status, 409, "{body}");
+    }
 
     // Kill the node that pulls the camera, as a crash would.
     let refs: Vec<&Node> = nodes.iter().collect();
@@ -344,7 +369,33 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
 
     // NATS goes away for five seconds: A still serves its own viewers what is pushed to it.
     nats.stop().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = Instant::now();
+    eventually("A's /healthz says NATS is unreachable", || async {
+        cluster_health(&a).await == Some(false)
+    })
+    .await;
+    // B's viewers are told that frames from elsewhere cannot reach them.
+    let told = loop {
+        let event = on_b.next().await.unwrap();
+        if event.event.as_deref() == Some("status") && event.json()["state"] == "stalled" {
+            break event.json();
+        }
+    };
+    assert!(
+        told["reason"].as_str().unwrap().contains("cluster"),
+        "{told}"
+    );
+    let metrics = reqwest::get(a.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("framecast_cluster_connected 0"),
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(stopped.elapsed())).await;
     let during = push(1).await;
     assert_eq!(during, 2, "numbered after the last frame A saw");
     let frame = loop {
@@ -378,4 +429,20 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
         delivered,
         "frames pushed to A reach B again after NATS came back"
     );
+    assert_eq!(cluster_health(&b).await, Some(true));
+}
+
+/// What a node's `/healthz` says of its NATS connection.
+async fn cluster_health(node: &Node) -> Option<bool> {
+    let health: serde_json::Value = reqwest::get(node.url("/healthz"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    assert_eq!(
+        health["ok"], true,
+        "a node without NATS is still healthy: {health}"
+    );
+    health["cluster"]["connected"].as_bool()
 }

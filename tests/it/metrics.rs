@@ -17,6 +17,34 @@ const PROMETHEUS_WAIT: Duration = Duration::from_secs(30);
 
 /// The Debian tool at `/usr/bin/NAME` (outside `PATH` for no one, but named in full so a
 /// missing package says so).
+/// Fails the test unless `promtool check metrics` finds nothing wrong with `text`.
+pub async fn promtool_check(text: &str) {
+    let mut promtool = tokio::process::Command::new(debian_tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let checked = tokio::time::timeout(Duration::from_secs(10), promtool.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool check metrics found problems:\n{said}"
+    );
+}
+
 fn debian_tool(name: &str) -> String {
     let path = format!("/usr/bin/{name}");
     assert!(
@@ -110,30 +138,7 @@ async fn promtool_passes_the_metrics_of_a_busy_server() {
         );
     }
 
-    let mut promtool = tokio::process::Command::new(debian_tool("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = promtool.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).await.unwrap();
-    drop(stdin);
-    let checked = tokio::time::timeout(Duration::from_secs(10), promtool.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    assert!(
-        checked.status.success() && said.trim().is_empty(),
-        "promtool check metrics found problems:\n{said}"
-    );
+    promtool_check(&text).await;
     publisher.abort();
 }
 
