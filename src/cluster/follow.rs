@@ -152,6 +152,29 @@ impl Follower {
     }
 }
 
+impl Cluster {
+    /// Brings `stream` here up to the newest frame in its log, for a one-off reader (a
+    /// snapshot) on a node that may not follow it. Returns whether the cluster has a frame of
+    /// it at all; a failure to ask counts as no.
+    pub async fn catch_up(&self, stream: &Stream) -> bool {
+        let subject = wire::frame_subject(&self.prefix, stream.name());
+        let newest = match self.ensure_log().await {
+            Ok(log) => log.get_last_raw_message_by_subject(&subject).await,
+            Err(_) => return false,
+        };
+        let Ok(message) = newest else {
+            return false;
+        };
+        match wire::read(&subject, Some(&message.headers), message.payload) {
+            Ok(wire::Entry::Frame(frame, seq)) => {
+                stream.publish_numbered(&frame, seq);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Follower {
     /// Tells the stream's viewers here that frames from other nodes cannot reach them now.
     fn cut_off(&self) {

@@ -91,12 +91,29 @@ pub async fn get_snapshot(
             .quotas
             .subscribers
             .take_for(client, "event streams", "--max-subscribers-per-ip")?;
-    let Some(mut subscription) =
+    let mut subscription = match (
         state
             .hub
-            .subscribe_existing(&query.stream, query.width, Output::Snapshot)?
-    else {
-        return Err(Error::NoSuchStream(query.stream.to_string()));
+            .subscribe_existing(&query.stream, query.width, Output::Snapshot)?,
+        &state.cluster,
+    ) {
+        (Some(subscription), None) => subscription,
+        (None, None) => return Err(Error::NoSuchStream(query.stream.to_string())),
+        // In a cluster this node may not follow the stream, or not know it at all: the
+        // newest frame is read from the cluster first.
+        (existing, Some(cluster)) => {
+            let known = existing.is_some();
+            let subscription = match existing {
+                Some(subscription) => subscription,
+                None => state
+                    .hub
+                    .subscribe(&query.stream, query.width, Output::Snapshot)?,
+            };
+            if !cluster.catch_up(&subscription.stream).await && !known {
+                return Err(Error::NoSuchStream(query.stream.to_string()));
+            }
+            subscription
+        }
     };
     let known = headers
         .get(header::IF_NONE_MATCH)

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{EventReader, WAIT, eventually, post_jpeg_to, sample_jpeg, spawn_binary};
+use crate::common::{
+    EventReader, PartReader, WAIT, eventually, post_jpeg_to, sample_jpeg, spawn_binary,
+};
 use crate::fake_camera::{FakeCamera, Setup};
 use crate::nats::{Nats, Node, settle};
 
@@ -445,4 +447,41 @@ async fn cluster_health(node: &Node) -> Option<bool> {
         "a node without NATS is still healthy: {health}"
     );
     health["cluster"]["connected"].as_bool()
+}
+
+#[tokio::test]
+async fn every_output_works_on_a_node_that_did_not_take_the_frames_in() {
+    let nats = Nats::start("outputs", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let sent = frames(2);
+    for jpeg in &sent {
+        let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
+        assert_eq!(status, 200);
+    }
+
+    // A snapshot on B, which has never heard of the stream: the newest frame, as sent.
+    let snapshot = reqwest::get(b.url("/snapshot?stream=cam")).await.unwrap();
+    assert_eq!(snapshot.status(), 200);
+    assert_eq!(snapshot.headers()["x-frame-seq"], "2");
+    assert_eq!(snapshot.headers()["etag"], "\"2\"");
+    assert_eq!(snapshot.bytes().await.unwrap(), sent[1]);
+    let unknown = reqwest::get(b.url("/snapshot?stream=nowhere"))
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        404,
+        "a stream no node has is still unknown"
+    );
+
+    // MJPEG on B starts with the newest frame too.
+    let mut parts = PartReader::open(&b.url("/mjpeg?stream=cam")).await;
+    assert_eq!(parts.next().await, sent[1]);
+
+    // And a scaled variant is made on B from what came over NATS.
+    let mut scaled = EventReader::open(&b.url("/events?stream=cam&width=160")).await;
+    let frame = scaled.next_frame().await.unwrap();
+    assert_eq!(frame.json()["width"], 160);
+    assert_eq!(frame.json()["seq"], 2);
 }
