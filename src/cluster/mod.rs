@@ -23,6 +23,7 @@
 //! own and the log is made again if the NATS server lost it.
 
 mod address;
+mod census;
 mod demand;
 mod follow;
 mod lease;
@@ -38,6 +39,7 @@ use async_nats::jetstream::{self, stream::StorageType};
 use tokio::sync::watch;
 
 pub use address::{NatsServers, parse_servers};
+pub use census::{NodeStream, NodeStreams};
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -103,6 +105,8 @@ pub struct Cluster {
     running: Mutex<HashSet<String>>,
     /// The node last heard running each followed stream's source.
     owners: Mutex<HashMap<String, String>>,
+    /// The last census of every node's streams.
+    census: tokio::sync::Mutex<census::Taken>,
 }
 
 impl Cluster {
@@ -165,6 +169,7 @@ impl Cluster {
             connected,
             running: Mutex::default(),
             owners: Mutex::default(),
+            census: tokio::sync::Mutex::default(),
         };
         cluster
             .ensure_log()
@@ -235,6 +240,7 @@ impl Cluster {
     /// Until shutdown: follows, on behalf of its viewers here, every stream watched on this
     /// node.
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
+        tokio::spawn(self.clone().answer_census(hub.clone(), shutdown.clone()));
         follow::follow_watched(self, hub, shutdown).await;
     }
 

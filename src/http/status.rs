@@ -15,6 +15,8 @@ use crate::error::Error;
 pub struct StreamsQuery {
     /// An access token, where a header cannot be sent.
     access_token: Option<String>,
+    /// In a cluster, `?local` (or `local=true`) leaves out the other nodes.
+    local: Option<String>,
 }
 
 /// Every stream the request may watch, with its counters, frame rate, subscribers and newest
@@ -44,11 +46,22 @@ pub async fn get_streams(
             entry
         })
         .collect();
-    Ok(Json(json!({
+    let mut answer = json!({
         "node": cluster.node(),
         "streams": streams,
         "viewers": state.viewers.get(),
-    })))
+    });
+    let local = query
+        .local
+        .is_some_and(|value| !matches!(value.as_str(), "0" | "false"));
+    if !local {
+        let mut nodes = cluster.census().await;
+        for node in &mut nodes {
+            node.streams.retain(|stream| reader.may_watch(&stream.name));
+        }
+        answer["cluster"] = json!({ "connected": cluster.is_connected(), "nodes": nodes });
+    }
+    Ok(Json(answer))
 }
 
 /// Liveness: 200 while the server accepts requests, and in a cluster whether NATS is

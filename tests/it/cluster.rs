@@ -305,6 +305,32 @@ async fn one_node_pulls_a_camera_for_the_cluster_and_another_takes_over_when_it_
         let (status, body) = post_jpeg_to(&node.url("/frames?stream=cam"), &jpeg).await;
         assert_eq!(status, 409, "{body}");
     }
+    // Any node's /streams shows the whole cluster: one viewer of the camera on each node.
+    let streams: serde_json::Value = reqwest::get(nodes[0].url("/streams"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let census = streams["cluster"]["nodes"].as_array().unwrap();
+    let names: Vec<&str> = census
+        .iter()
+        .map(|node| node["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"], "{streams}");
+    for node in census {
+        assert_eq!(node["streams"][0]["name"], "cam", "{streams}");
+        assert_eq!(node["streams"][0]["subscribers"], 1, "{streams}");
+        assert_eq!(node["streams"][0]["state"], "live", "{streams}");
+    }
+    let local: serde_json::Value = reqwest::get(nodes[0].url("/streams?local"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(local.get("cluster").is_none(), "{local}");
+    assert_eq!(local["node"], "a");
 
     // Kill the node that pulls the camera, as a crash would.
     let refs: Vec<&Node> = nodes.iter().collect();

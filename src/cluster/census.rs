@@ -1,0 +1,141 @@
+//! The census: which node serves which streams to how many viewers, for `GET /streams`.
+//!
+//! Each node answers requests on `PREFIX-census` with its own streams. A node asked for the
+//! cluster's view sends one request and takes the answers that arrive within a short window;
+//! the view is kept for a second, so however often `/streams` is asked, a node sends at most
+//! one census a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::Cluster;
+use crate::hub::Hub;
+use crate::shutdown::Shutdown;
+use crate::status::State;
+
+/// How long answers are waited for.
+const WINDOW: Duration = Duration::from_millis(150);
+/// How long a census is reused.
+const FRESH: Duration = Duration::from_secs(1);
+/// Most answers read: far more nodes than a cluster of framecast needs.
+const MAX_NODES: usize = 256;
+
+/// One node's streams, as it answers a census.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStreams {
+    /// The node's name.
+    pub node: String,
+    /// Its streams, by name.
+    pub streams: Vec<NodeStream>,
+}
+
+/// One stream on one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStream {
+    /// The stream's name.
+    pub name: String,
+    /// Its state there.
+    pub state: State,
+    /// Its subscribers there.
+    pub subscribers: usize,
+}
+
+/// The last census taken, and when.
+#[derive(Debug, Default)]
+pub(super) struct Taken(Option<(Instant, Vec<NodeStreams>)>);
+
+impl Cluster {
+    /// Until shutdown: answers every census with this node's streams.
+    pub(super) async fn answer_census(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
+        let subject = self.census_subject();
+        let mut asked = match self.client.subscribe(subject.clone()).await {
+            Ok(asked) => asked,
+            Err(err) => {
+                tracing::warn!(%subject, %err, "cannot answer the cluster's census");
+                return;
+            }
+        };
+        loop {
+            let ask = tokio::select! {
+                () = shutdown.wait() => return,
+                ask = asked.next() => match ask {
+                    Some(ask) => ask,
+                    None => return,
+                },
+            };
+            let Some(reply) = ask.reply else { continue };
+            let answer = NodeStreams {
+                node: self.node.clone(),
+                streams: hub
+                    .summary()
+                    .into_iter()
+                    .map(|stream| NodeStream {
+                        name: stream.name,
+                        state: stream.state,
+                        subscribers: stream.subscribers,
+                    })
+                    .collect(),
+            };
+            let payload = serde_json::to_vec(&answer).expect("plain struct serializes");
+            if let Err(err) = self.client.publish(reply, payload.into()).await {
+                tracing::debug!(%err, "cannot answer a census");
+            }
+        }
+    }
+
+    /// Every node's streams, sorted by node, at most a second old; empty while NATS is
+    /// unreachable.
+    pub async fn census(&self) -> Vec<NodeStreams> {
+        let mut taken = self.census.lock().await;
+        if let Some((at, nodes)) = &taken.0
+            && at.elapsed() < FRESH
+        {
+            return nodes.clone();
+        }
+        let nodes = if self.is_connected() {
+            self.take_census().await
+        } else {
+            Vec::new()
+        };
+        taken.0 = Some((Instant::now(), nodes.clone()));
+        nodes
+    }
+
+    async fn take_census(&self) -> Vec<NodeStreams> {
+        let inbox = self.client.new_inbox();
+        let Ok(mut answers) = self.client.subscribe(inbox.clone()).await else {
+            return Vec::new();
+        };
+        let asked = self
+            .client
+            .publish_with_reply(self.census_subject(), inbox, bytes::Bytes::new())
+            .await;
+        let mut nodes = Vec::new();
+        if asked.is_ok() {
+            let until = Instant::now() + WINDOW;
+            while nodes.len() < MAX_NODES {
+                let answer = tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    answer = answers.next() => match answer {
+                        Some(answer) => answer,
+                        None => break,
+                    },
+                };
+                match serde_json::from_slice::<NodeStreams>(&answer.payload) {
+                    Ok(node) => nodes.push(node),
+                    Err(err) => tracing::debug!(%err, "not a census answer"),
+                }
+            }
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        nodes
+    }
+
+    fn census_subject(&self) -> String {
+        format!("{}-census", self.prefix)
+    }
+}
