@@ -144,6 +144,9 @@ impl App {
         if let Some(cluster) = &cluster {
             tokio::spawn(cluster.clone().run(hub.clone(), shutdown.clone()));
         }
+        // Sources leased in a cluster are waited for at the end, so that they give their leases
+        // up before the process exits.
+        let leased = tokio_util::task::TaskTracker::new();
         for (stream, source) in sources {
             let publisher = publish::Publisher::new(stream.clone(), cluster.clone());
             match &cluster {
@@ -151,7 +154,7 @@ impl App {
                 Some(cluster) if source.kind() != hub::SourceKind::Stdin => {
                     let demand = cluster.demand(&stream, shutdown.clone());
                     let publisher = publisher.with_demand(demand);
-                    tokio::spawn(
+                    leased.spawn(
                         cluster
                             .clone()
                             .run_source(source, publisher, shutdown.clone()),
@@ -191,6 +194,8 @@ impl App {
         );
         let router = http::router(state);
         server::serve(listeners, router, limits, tls, &metrics, shutdown).await?;
+        leased.close();
+        leased.wait().await;
         Ok(())
     }
 }

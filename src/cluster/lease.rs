@@ -13,9 +13,11 @@
 //! once NATS answers again it renews — or, if NATS lost the bucket, takes the lease again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::{Cluster, wire};
@@ -23,6 +25,21 @@ use crate::hub::{Latest, Stream};
 use crate::publish::Publisher;
 use crate::shutdown::Shutdown;
 use crate::source::Source;
+
+/// Returns `true` once the lease `watch` follows is given up, `false` if the watch fails.
+async fn given_up(watch: &mut kv::Watch) -> bool {
+    while let Some(entry) = watch.next().await {
+        match entry {
+            Ok(entry) if entry.operation == kv::Operation::Put => {}
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Longest wait to give a lease up when stopping; past it, the lease runs out by itself.
+const RELEASE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Why a node stopped running a source.
 enum Stop {
@@ -56,7 +73,10 @@ impl Cluster {
             };
             self.set_running(&key, false);
             match stop {
-                Stop::Ended => return,
+                Stop::Ended => {
+                    self.release(&key).await;
+                    return;
+                }
                 Stop::Lost => {
                     tracing::warn!(stream = %key, "another node runs the source now");
                 }
@@ -65,14 +85,34 @@ impl Cluster {
     }
 
     /// Waits until this node holds the lease on `key`; returns the revision it wrote.
+    ///
+    /// It tries again every third of the lease (a holder that died stops renewing, and its
+    /// lease runs out), and at once when the holder gives the lease up as it stops.
     async fn take_lease(&self, key: &str) -> u64 {
+        let mut holder = None;
         loop {
             match self.try_take(key).await {
                 Ok(Some(revision)) => return revision,
                 Ok(None) => {}
                 Err(reason) => tracing::debug!(stream = %key, %reason, "cannot take the lease"),
             }
-            tokio::time::sleep(self.lease / 3).await;
+            if holder.is_none()
+                && let Ok(leases) = self.leases().await
+            {
+                holder = leases.watch(key).await.ok();
+            }
+            let pause = tokio::time::sleep(self.lease / 3);
+            match holder.as_mut() {
+                Some(watch) => tokio::select! {
+                    () = pause => {}
+                    given_up = given_up(watch) => {
+                        if !given_up {
+                            holder = None;
+                        }
+                    }
+                },
+                None => pause.await,
+            }
         }
     }
 
@@ -119,6 +159,26 @@ impl Cluster {
                     }
                 }
             }
+        }
+    }
+
+    /// Gives the lease on `key` up, if this node still holds it, so that another node takes
+    /// the source over at once rather than when the lease runs out.
+    async fn release(&self, key: &str) {
+        let released = tokio::time::timeout(RELEASE_TIMEOUT, async {
+            let leases = self.leases().await.ok()?;
+            let entry = leases.entry(key).await.ok()??;
+            if entry.value != self.node_bytes() {
+                return None;
+            }
+            leases
+                .delete_expect_revision(key, Some(entry.revision))
+                .await
+                .ok()
+        })
+        .await;
+        if let Ok(Some(())) = released {
+            tracing::info!(stream = %key, "gave the source's lease up");
         }
     }
 

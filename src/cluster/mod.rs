@@ -52,6 +52,11 @@ pub const HEADER_ROOM: usize = 512;
 const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed to reach NATS at start; after that, the node reconnects on its own.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages one subscription holds before the NATS client drops what does not fit. A follower
+/// that falls this far behind loses frames, and its ordered consumer starts again at the
+/// newest one: it skips ahead as a slow viewer does, holding at most this many frames (the
+/// client's default, 65,536, could hold gigabytes of them).
+const SUBSCRIPTION_CAPACITY: usize = 64;
 
 /// Why the node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +127,7 @@ impl Cluster {
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("framecast {node}"))
             .connection_timeout(CONNECT_TIMEOUT)
+            .subscription_capacity(SUBSCRIPTION_CAPACITY)
             .max_reconnects(None)
             .event_callback(move |event| {
                 let told = told.clone();

@@ -511,3 +511,58 @@ async fn every_output_works_on_a_node_that_did_not_take_the_frames_in() {
     assert_eq!(frame.json()["width"], 160);
     assert_eq!(frame.json()["seq"], 2);
 }
+
+#[tokio::test]
+async fn a_node_stopping_hands_its_camera_over_at_once() {
+    let camera = FakeCamera::start(Setup::default()).await;
+    let nats = Nats::start("handover", "1MB").await;
+    let source = format!("cam={}", camera.url(None));
+    // A lease far longer than the handover may take: only giving it up explains a quick one.
+    let args = ["--source", &source, "--nats-lease", "20s"];
+    let mut nodes = vec![
+        Node::start(&nats, "a", &args).await,
+        Node::start(&nats, "b", &args).await,
+    ];
+    let mut viewers = Vec::new();
+    for node in &nodes {
+        let mut viewer = EventReader::open(&node.url("/events?stream=cam")).await;
+        viewer.next_frame().await.unwrap();
+        viewers.push(viewer);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let owner = owner_of(&refs, "cam")
+        .await
+        .expect("a node runs the camera");
+    let other = 1 - owner;
+
+    let pid = nodes[owner].child.id().unwrap().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let asked = Instant::now();
+    tokio::time::timeout(WAIT, nodes[owner].child.wait())
+        .await
+        .expect("the node stops")
+        .unwrap();
+
+    let last = viewers[other].next_frame().await.unwrap().json()["seq"]
+        .as_u64()
+        .unwrap();
+    loop {
+        let frame = viewers[other].next_frame().await.unwrap();
+        let seq = frame.json()["seq"].as_u64().unwrap();
+        assert!(seq > last);
+        if camera.connections() == 2 && seq > last + 1 {
+            break;
+        }
+    }
+    let took = asked.elapsed();
+    eprintln!("the camera was handed over {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} with a 20 s lease"
+    );
+    assert_eq!(owner_of(&[&nodes[other]], "cam").await, Some(0));
+}
