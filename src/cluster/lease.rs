@@ -182,10 +182,12 @@ impl Cluster {
         }
     }
 
-    /// Tells the other nodes each status the source here reports.
+    /// Tells the other nodes each status the source here reports, and again now and then so
+    /// that the log, which forgets old messages, always has it.
     async fn export_status(&self, stream: &Stream) -> std::convert::Infallible {
         let mut latest: watch::Receiver<Latest> = stream.watch();
         let mut told = None;
+        let mut retell = tokio::time::interval(super::LOG_MAX_AGE / 4);
         loop {
             let status = latest.borrow_and_update().status.clone();
             if told.as_ref().is_none_or(|told| !Arc::ptr_eq(told, &status)) {
@@ -201,8 +203,13 @@ impl Cluster {
                 }
                 told = Some(status);
             }
-            if latest.changed().await.is_err() {
-                return std::future::pending().await;
+            tokio::select! {
+                changed = latest.changed() => {
+                    if changed.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+                _ = retell.tick() => told = None,
             }
         }
     }

@@ -48,6 +48,10 @@ use crate::shutdown::Shutdown;
 /// Bytes of a frame message's NATS headers (`seq`, `ts`, the expected log position) at most:
 /// a frame of `--max-frame-bytes` plus these must fit the NATS server's `max_payload`.
 pub const HEADER_ROOM: usize = 512;
+/// How long the log keeps a stream's newest frame and status: the log holds one of each for
+/// every stream name ever used, so names used once must not stay forever. A source's holder
+/// says its status again well within this (see `lease.rs`).
+pub const LOG_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Longest wait for NATS to confirm a frame was appended before the node numbers it alone.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed to reach NATS at start; after that, the node reconnects on its own.
@@ -159,6 +163,7 @@ impl Cluster {
             name: format!("{prefix}-frames"),
             subjects: wire::log_subjects(&prefix),
             max_messages_per_subject: 1,
+            max_age: LOG_MAX_AGE,
             max_message_size: i32::try_from(max_payload).unwrap_or(i32::MAX),
             storage: StorageType::Memory,
             allow_direct: true,
@@ -244,9 +249,10 @@ impl Cluster {
     }
 
     /// Until shutdown: follows, on behalf of its viewers here, every stream watched on this
-    /// node.
+    /// node, and answers the other nodes' questions (census, numbering).
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
         tokio::spawn(self.clone().answer_census(hub.clone(), shutdown.clone()));
+        tokio::spawn(self.clone().answer_recalls(hub.clone(), shutdown.clone()));
         follow::follow_watched(self, hub, shutdown).await;
     }
 

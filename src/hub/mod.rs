@@ -272,6 +272,14 @@ impl Hub {
         summary
     }
 
+    /// The stream called `name`, if there is one. Not a subscription: only for a quick look.
+    pub fn find(&self, name: &str) -> Option<Arc<Stream>> {
+        self.lock()
+            .iter()
+            .find(|(stream, _)| stream.as_str() == name)
+            .map(|(_, stream)| stream.clone())
+    }
+
     /// Every stream, as of now.
     fn all(&self) -> Vec<Arc<Stream>> {
         self.lock().values().cloned().collect()

@@ -218,6 +218,45 @@ async fn a_node_refuses_to_start_when_frames_would_not_fit_a_nats_message() {
 }
 
 #[tokio::test]
+async fn nodes_log_in_to_nats_with_the_password_in_their_url() {
+    let nats = Nats::start_with(
+        "login",
+        "1MB",
+        "authorization { user: framecast, password: \"s3cr@t\" }",
+    )
+    .await;
+    let url = |password: &str| format!("nats://framecast:{password}@127.0.0.1:{}", nats.port);
+    let run = |url: String| async move {
+        tokio::time::timeout(
+            WAIT,
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+                .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
+                .args(["--max-frame-bytes", "1000000", "--nats", &url])
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+    };
+    // The wrong password: refused, and neither password is shown.
+    let refused = run(url("wrong")).await.unwrap().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("cannot connect to NATS"), "{said}");
+    assert!(!said.contains("wrong") && !said.contains("s3cr"), "{said}");
+    // The right one (percent-encoded, as URLs need): the node joins and listens.
+    let right = url("s3cr%40t");
+    let args = [
+        "--no-test-pattern",
+        "--max-frame-bytes",
+        "1000000",
+        "--nats",
+        &right,
+    ];
+    let (mut node, _) = spawn_binary(&args, std::process::Stdio::null()).await;
+    node.kill().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_password_in_the_nats_url_never_shows() {
     // Nothing listens on this port: the node names the server and says why, without the secret.
     let output = tokio::time::timeout(
@@ -379,12 +418,14 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
     let mut nats = Nats::start("restart", "1MB").await;
     let a = Node::start(&nats, "a", &[]).await;
     let b = Node::start(&nats, "b", &[]).await;
+    // C has no viewers: it never sees the stream's frames, only takes some in at the end.
+    let c = Node::start(&nats, "c", &[]).await;
     let mut on_a = EventReader::open(&a.url("/events?stream=cam")).await;
     let mut on_b = EventReader::open(&b.url("/events?stream=cam")).await;
     settle().await;
     let sent = frames(6);
-    let push = |index: usize| {
-        let url = a.url("/frames?stream=cam");
+    let push_to = |node: &Node, index: usize| {
+        let url = node.url("/frames?stream=cam");
         let jpeg = sent[index].clone();
         async move {
             let (status, body) = post_jpeg_to(&url, &jpeg).await;
@@ -392,6 +433,7 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
             body["seq"].as_u64().unwrap()
         }
     };
+    let push = |index: usize| push_to(&a, index);
     assert_eq!(push(0).await, 1);
     assert_eq!(on_b.next_frame().await.unwrap().jpeg(), sent[0]);
 
@@ -435,19 +477,31 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
     assert_eq!(frame.jpeg(), sent[1]);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    // Back on the same port, without its stored state: the nodes rejoin by themselves.
+    // Back on the same port, without its stored state: the nodes rejoin by themselves. The
+    // frames now go to C, which never saw the stream: the log lost it with the restart, so C
+    // asks the others how far it was numbered, and goes on from there.
     nats.restart().await;
+    eventually("C is back in the cluster", || async {
+        cluster_health(&c).await == Some(true)
+    })
+    .await;
     let mut delivered = false;
     let deadline = Instant::now() + WAIT;
     let mut index = 2;
     while !delivered && Instant::now() < deadline {
-        let seq = push(index.min(5)).await;
+        let seq = push_to(&c, index.min(5)).await;
+        assert!(
+            seq > during,
+            "seq {seq} after {during}: viewers would wait for more"
+        );
         index += 1;
         let wait = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                let frame = on_b.next_frame().await.unwrap();
-                if frame.json()["seq"].as_u64() == Some(seq) {
-                    return;
+            for viewer in [&mut on_a, &mut on_b] {
+                loop {
+                    let frame = viewer.next_frame().await.unwrap();
+                    if frame.json()["seq"].as_u64() == Some(seq) {
+                        break;
+                    }
                 }
             }
         });
@@ -455,7 +509,7 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
     }
     assert!(
         delivered,
-        "frames pushed to A reach B again after NATS came back"
+        "frames pushed to C reach A and B after NATS came back"
     );
     assert_eq!(cluster_health(&b).await, Some(true));
 }

@@ -21,11 +21,18 @@ pub struct Nats {
     pub monitor: u16,
     dir: PathBuf,
     max_payload: String,
+    /// More configuration (e.g. `authorization { … }`).
+    extra: String,
 }
 
 impl Nats {
     /// Starts a server taking messages of up to `max_payload` (`1MB`, `8MB`, …).
     pub async fn start(name: &str, max_payload: &str) -> Nats {
+        Nats::start_with(name, max_payload, "").await
+    }
+
+    /// [`Nats::start`] with `extra` added to its configuration file.
+    pub async fn start_with(name: &str, max_payload: &str, extra: &str) -> Nats {
         let dir =
             std::env::temp_dir().join(format!("framecast-nats-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -36,6 +43,7 @@ impl Nats {
             monitor: 0,
             dir,
             max_payload: max_payload.to_owned(),
+            extra: extra.to_owned(),
         };
         nats.run().await;
         nats
@@ -93,11 +101,12 @@ impl Nats {
             &config,
             format!(
                 "listen: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\nmax_payload: {}\n\
-                 jetstream {{ store_dir: {:?} }}\n",
+                 jetstream {{ store_dir: {:?} }}\n{}\n",
                 port(self.port),
                 port(self.monitor),
                 self.max_payload,
                 self.dir.join("js"),
+                self.extra,
             ),
         )
         .unwrap();
