@@ -40,6 +40,8 @@
 //!   `http::access`, and what one client may hold is `http::quota`.
 //! - [`server`]: the accept loop, and the direct path that serves idle-cheap event streams.
 //! - [`error`]: errors → HTTP, the one place a status code is chosen.
+//! - [`cluster`]: several nodes as one over NATS — frames numbered in a shared log, followed
+//!   by the nodes that have viewers, and each source run by the one node holding its lease.
 //! - [`metrics`]: what `GET /metrics` reports, read from the hub's counters when scraped.
 //! - [`secret`]: tokens, compared in constant time and never shown.
 //! - [`jwt`]: access tokens minted by the operator's backend, verified into a grant.

@@ -7,7 +7,7 @@ use crate::common::{
     EventReader, PartReader, WAIT, eventually, post_jpeg_to, sample_jpeg, spawn_binary,
 };
 use crate::fake_camera::{FakeCamera, Setup};
-use crate::nats::{Nats, Node, settle};
+use crate::nats::{Nats, Node, PASSWORD, USER, settle};
 
 /// Pause between uploads: a camera's pace, so that no viewer has reason to skip a frame.
 const PACE: Duration = Duration::from_millis(100);
@@ -215,44 +215,58 @@ async fn a_node_refuses_to_start_when_frames_would_not_fit_a_nats_message() {
     )
     .await;
     node.kill().await.unwrap();
+
+    // The shipped nats-server.conf takes frames of the default --max-frame-bytes.
+    let shipped = Nats::start("payload-shipped", "9MB").await;
+    let url = shipped.url();
+    let args = ["--no-test-pattern", "--nats", &url];
+    let (mut node, _) = spawn_binary(&args, std::process::Stdio::null()).await;
+    node.kill().await.unwrap();
 }
 
 #[tokio::test]
 async fn nodes_log_in_to_nats_with_the_password_in_their_url() {
-    let nats = Nats::start_with(
-        "login",
-        "1MB",
-        "authorization { user: framecast, password: \"s3cr@t\" }",
+    // deploy/nats-server.conf wants a user and password.
+    let nats = Nats::start("login", "1MB").await;
+    let url = |password: &str| format!("nats://{USER}:{password}@{}", nats.address());
+    let wrong = url("wrong");
+    let refused = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+            .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
+            .args(["--max-frame-bytes", "1000000", "--nats", &wrong])
+            .output(),
     )
-    .await;
-    let url = |password: &str| format!("nats://framecast:{password}@127.0.0.1:{}", nats.port);
-    let run = |url: String| async move {
-        tokio::time::timeout(
-            WAIT,
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-                .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
-                .args(["--max-frame-bytes", "1000000", "--nats", &url])
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-    };
-    // The wrong password: refused, and neither password is shown.
-    let refused = run(url("wrong")).await.unwrap().unwrap();
+    .await
+    .unwrap()
+    .unwrap();
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("cannot connect to NATS"), "{said}");
-    assert!(!said.contains("wrong") && !said.contains("s3cr"), "{said}");
-    // The right one (percent-encoded, as URLs need): the node joins and listens.
-    let right = url("s3cr%40t");
+    assert!(
+        !said.contains("wrong") && !said.contains(PASSWORD),
+        "{said}"
+    );
+    let anonymous = format!("nats://{}", nats.address());
     let args = [
         "--no-test-pattern",
         "--max-frame-bytes",
         "1000000",
         "--nats",
-        &right,
     ];
-    let (mut node, _) = spawn_binary(&args, std::process::Stdio::null()).await;
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .arg(&anonymous)
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success(), "no credentials, no cluster");
+    // The right password: the node joins and listens.
+    let right = url(PASSWORD);
+    let mut with_right = args.to_vec();
+    with_right.push(&right);
+    let (mut node, _) = spawn_binary(&with_right, std::process::Stdio::null()).await;
     node.kill().await.unwrap();
 }
 

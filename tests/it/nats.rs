@@ -1,5 +1,5 @@
-//! A real `nats-server` (Debian's package) with JetStream, on random loopback ports, for the
-//! cluster tests; and framecast nodes joined to it.
+//! A real `nats-server` (Debian's package) run with `deploy/nats-server.conf` itself, on
+//! random loopback ports, for the cluster tests; and framecast nodes joined to it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +11,14 @@ use crate::common::{WAIT, spawn_binary};
 
 /// Where Debian installs the server (not on every user's PATH).
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
+/// The configuration under test, as shipped, and the lines the tests change.
+const CONFIG: &str = include_str!("../../deploy/nats-server.conf");
+const CONFIG_LISTEN: &str = "listen: 10.0.0.5:4222";
+const CONFIG_MAX_PAYLOAD: &str = "max_payload: 9MB";
+const CONFIG_STORE: &str = "store_dir: \"/var/lib/nats\"";
+/// The user and password nodes log in with, as the shipped file has them.
+pub const USER: &str = "framecast";
+pub const PASSWORD: &str = "REPLACE-with-a-long-random-password";
 
 /// A running `nats-server`, killed when dropped.
 pub struct Nats {
@@ -21,18 +29,11 @@ pub struct Nats {
     pub monitor: u16,
     dir: PathBuf,
     max_payload: String,
-    /// More configuration (e.g. `authorization { … }`).
-    extra: String,
 }
 
 impl Nats {
     /// Starts a server taking messages of up to `max_payload` (`1MB`, `8MB`, …).
     pub async fn start(name: &str, max_payload: &str) -> Nats {
-        Nats::start_with(name, max_payload, "").await
-    }
-
-    /// [`Nats::start`] with `extra` added to its configuration file.
-    pub async fn start_with(name: &str, max_payload: &str, extra: &str) -> Nats {
         let dir =
             std::env::temp_dir().join(format!("framecast-nats-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -43,15 +44,19 @@ impl Nats {
             monitor: 0,
             dir,
             max_payload: max_payload.to_owned(),
-            extra: extra.to_owned(),
         };
         nats.run().await;
         nats
     }
 
-    /// `nats://127.0.0.1:PORT`.
+    /// `nats://USER:PASSWORD@127.0.0.1:PORT`, as a node is given it.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{USER}:{PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// The same without credentials.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Stops the server, as a crash would.
@@ -97,19 +102,32 @@ impl Nats {
             }
         };
         let config = self.dir.join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\nmax_payload: {}\n\
-                 jetstream {{ store_dir: {:?} }}\n{}\n",
-                port(self.port),
-                port(self.monitor),
-                self.max_payload,
-                self.dir.join("js"),
-                self.extra,
+        let edited = [
+            (
+                CONFIG_LISTEN,
+                format!("listen: 127.0.0.1:{}", port(self.port)),
             ),
-        )
-        .unwrap();
+            (
+                CONFIG_MAX_PAYLOAD,
+                format!("max_payload: {}", self.max_payload),
+            ),
+            (
+                CONFIG_STORE,
+                format!("store_dir: {:?}", self.dir.join("js")),
+            ),
+        ]
+        .into_iter()
+        .fold(CONFIG.to_owned(), |text, (from, to)| {
+            assert_eq!(
+                text.matches(from).count(),
+                1,
+                "deploy/nats-server.conf has {from:?}"
+            );
+            text.replace(from, &to)
+        });
+        // The monitoring port, for /connz: not in the shipped file.
+        let edited = format!("{edited}\nhttp: 127.0.0.1:{}\n", port(self.monitor));
+        std::fs::write(&config, edited).unwrap();
         let mut child = Command::new(NATS_SERVER)
             .arg("-c")
             .arg(&config)
