@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::board::{self, Board, Expect, Layout, Output, Server};
 use crate::procfs::{self, Processes};
 use crate::publisher::{self, Published, Schedule};
-use crate::{IdleArgs, RunArgs, Target, frames, http, subscriber};
+use crate::{IdleArgs, RunArgs, Target, frames, http, nats, subscriber};
 
 /// Connections being set up at once: stays under the servers' listen backlogs.
 const CONNECT_AT_ONCE: usize = 128;
@@ -28,11 +28,14 @@ const RSS_EVERY: Duration = Duration::from_millis(250);
 /// A generator busier than this share of its core may itself be the limit.
 const SATURATED_CPU: f64 = 0.9;
 
-/// What the server and this process had used when the window opened and closed.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the server, this process and the watched ones had used when the window opened and
+/// closed.
+#[derive(Debug, Default, Clone)]
 struct Marks {
     server_cpu: f64,
     own_cpu: f64,
+    /// Per `--watch` process, in order.
+    watched: Vec<f64>,
 }
 
 /// `loadgen run`: returns false when an integrity check failed.
@@ -61,13 +64,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let connections = layout.connections();
     // Runs that use the newer options read framecast's counters and report more; the others'
     // JSON lines stay as they were.
-    let extended = layout.streams > 1 || !args.query.is_empty() || !args.case.is_empty();
+    let extended = layout.streams > 1
+        || !args.query.is_empty()
+        || !args.case.is_empty()
+        || args.subscribe_url.is_some()
+        || !args.watch.is_empty()
+        || args.nats_monitor.is_some();
     let fd_limit = procfs::raise_fd_limit();
     let needed = (connections + args.stalled + layout.streams + 16) as u64;
     if fd_limit < needed {
         bail!("{needed} sockets need more than the open-file limit of {fd_limit}");
     }
     let addr = http::parse_base_url(&target.url)?;
+    // Where the subscribers connect: the same server, or another (a node of a cluster).
+    let watch_addr = match &args.subscribe_url {
+        Some(url) => http::parse_base_url(url)?,
+        None => addr,
+    };
+    let nats_monitor = args
+        .nats_monitor
+        .as_deref()
+        .map(http::parse_base_url)
+        .transpose()?;
     let frames = frames::load(&args.frames)?;
     let frame_bytes = frames.iter().map(|f| f.jpeg.len()).sum::<usize>() / frames.len();
     let stream = target.stream.clone().unwrap_or_else(fresh_name);
@@ -109,16 +127,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .collect()
     };
     let connect_started = Instant::now();
-    let handles = open_subscribers(&board, connections, addr, &requests);
+    let handles = open_subscribers(&board, connections, watch_addr, &requests);
     let mut stalled = Vec::with_capacity(args.stalled);
     for _ in 0..args.stalled {
-        stalled.push(subscriber::stall(addr, requests[0].clone()).await?);
+        stalled.push(subscriber::stall(watch_addr, requests[0].clone()).await?);
     }
     wait_for_connections(&board, connections).await;
     let connect_time = connect_started.elapsed();
 
     let server = Processes::new(target.server_pids.clone());
     let me = Processes::new(vec![0]);
+    let watched: Vec<Processes> = args
+        .watch
+        .iter()
+        .map(|w| Processes::new(vec![w.pid]))
+        .collect();
     let rss_peak = Rc::new(Cell::new(server.rss_kib()));
     let tcp_peak = Rc::new(Cell::new(procfs::tcp_mem_pages()));
     let sampler = tokio::task::spawn_local(sample_memory(
@@ -135,6 +158,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
     };
+    // The NATS server's byte counts as the window opens and as it closes.
+    let connz = nats_monitor.map(|monitor| {
+        let opens = schedule.start + schedule.warmup;
+        let closes = opens + schedule.duration;
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep_until(opens).await;
+            let before = nats::snapshot(monitor).await?;
+            tokio::time::sleep_until(closes).await;
+            let after = nats::snapshot(monitor).await?;
+            anyhow::Ok((before, after))
+        })
+    });
     // Streams after the first publish in their own tasks, their ticks spread over the period.
     let period = Duration::from_secs_f64(1.0 / args.fps);
     let others: Vec<JoinHandle<anyhow::Result<Published>>> = (1..layout.streams)
@@ -150,6 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         let marks = Marks {
             server_cpu: server.cpu_seconds(),
             own_cpu: me.cpu_seconds(),
+            watched: watched.iter().map(Processes::cpu_seconds).collect(),
         };
         board.counting_bytes.set(opening);
         if opening {
@@ -165,6 +201,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     let last_seqs: Vec<u64> = per_stream.iter().map(|p| p.last_seq).collect();
     let published = combine(&per_stream);
+    let nats_window = match connz {
+        Some(task) => match task.await? {
+            Ok((before, after)) => {
+                Some(nats::window_json(&before, &after, published.bytes_accepted))
+            }
+            Err(err) => {
+                eprintln!("loadgen: reading the NATS server's /connz: {err:#}");
+                None
+            }
+        },
+        None => None,
+    };
     let drain_until = Instant::now() + DRAIN;
     while Instant::now() < drain_until && !all_caught_up(&board, &last_seqs) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -286,6 +334,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     let cpu_ms_per_frame = per(server_cpu * 1e3, published.accepted);
     let cpu_us_per_event = per(server_cpu * 1e6, events);
+    // The --watch processes' CPU over the window.
+    let processes: Vec<Value> = args
+        .watch
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let at = |marks: &Marks| marks.watched.get(i).copied().unwrap_or(0.0);
+            let cpu = (at(&closed) - at(&opened)).max(0.0);
+            json!({
+                "name": w.name,
+                "pid": w.pid,
+                "cpu_s": round(cpu, 3),
+                "cpu_share": round(cpu / window, 4),
+                "cpu_ms_per_frame": round(per(cpu * 1e3, published.accepted), 4),
+            })
+        })
+        .collect();
 
     let mut line = json!({
         "mode": "run",
@@ -365,6 +430,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 .as_ref()
                 .map_or(serde_json::Value::Null, Counters::to_json),
         );
+        add("subscribe_url", json!(args.subscribe_url));
+        add("processes", json!(processes));
+        add("nats", nats_window.clone().unwrap_or(Value::Null));
     }
     println!("{line}");
 
@@ -449,6 +517,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             eprintln!(
                 "            {cpu_ms_per_frame:.3} ms per frame published, \
                  {cpu_us_per_event:.1} µs per frame event delivered"
+            );
+        }
+    }
+    for process in &processes {
+        eprintln!(
+            "  {:9} {:.2} CPU s in {:.1} s ({:.0} % of a core), {:.3} ms per frame published",
+            process["name"].as_str().unwrap_or("?"),
+            process["cpu_s"].as_f64().unwrap_or(0.0),
+            window,
+            process["cpu_share"].as_f64().unwrap_or(0.0) * 100.0,
+            process["cpu_ms_per_frame"].as_f64().unwrap_or(0.0),
+        );
+    }
+    if let Some(nats) = &nats_window {
+        for connection in nats["connections"].as_array().into_iter().flatten() {
+            eprintln!(
+                "  NATS      {:24} got {:.3} copies of the frames published, sent {:.3}",
+                connection["name"].as_str().unwrap_or("?"),
+                connection["copies_to_client"].as_f64().unwrap_or(0.0),
+                connection["copies_from_client"].as_f64().unwrap_or(0.0),
             );
         }
     }
@@ -661,6 +749,7 @@ fn combine(per_stream: &[Published]) -> Published {
     Published {
         offered: per_stream.iter().map(|p| p.offered).sum(),
         accepted: per_stream.iter().map(|p| p.accepted).sum(),
+        bytes_accepted: per_stream.iter().map(|p| p.bytes_accepted).sum(),
         refused: per_stream.iter().map(|p| p.refused).sum(),
         first_refusal: per_stream.iter().find_map(|p| p.first_refusal.clone()),
         round_trips_us: per_stream
@@ -835,6 +924,7 @@ mod tests {
         let one = |accepted, last_seq| Published {
             offered: 10,
             accepted,
+            bytes_accepted: accepted * 100,
             refused: 10 - accepted,
             first_refusal: (accepted < 10).then(|| "429".to_string()),
             round_trips_us: vec![1; accepted as usize],
@@ -843,6 +933,7 @@ mod tests {
         };
         let all = combine(&[one(10, 12), one(8, 11)]);
         assert_eq!((all.offered, all.accepted, all.refused), (20, 18, 2));
+        assert_eq!(all.bytes_accepted, 1800);
         assert_eq!(all.first_refusal.as_deref(), Some("429"));
         assert_eq!(all.round_trips_us.len(), 18);
         assert_eq!(all.last_seq, 12);

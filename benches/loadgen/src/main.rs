@@ -5,7 +5,8 @@
 //! - [`frames`] loads the JPEGs; [`http`], [`sse`] and [`multipart`] are the wire formats, and
 //!   [`mark`] the number an MJPEG run writes into each JPEG: pure code.
 //! - [`board`] is the shared record of a run; [`publisher`] and [`subscriber`] write to it.
-//! - [`bench`] runs the two modes (`run` and `idle`) and prints the reports.
+//! - [`bench`] runs the two modes (`run` and `idle`) and prints the reports; [`procfs`] reads
+//!   processes' CPU and memory, [`nats`] a NATS server's bytes per connection (`/connz`).
 //!
 //! Everything runs on one thread (the benchmark pins the generator to one core), so nothing is
 //! locked; it reports its own CPU use so a saturated generator is never mistaken for a server
@@ -19,6 +20,7 @@ mod frames;
 mod http;
 mod mark;
 mod multipart;
+mod nats;
 mod procfs;
 mod publisher;
 mod sse;
@@ -105,6 +107,20 @@ struct RunArgs {
     /// Free text copied into the JSON line as `case` (benches/run.sh names its extra cases so).
     #[arg(long = "case", default_value = "")]
     case: String,
+    /// Base URL the subscribers connect to, if not `--url`: frames are
+    /// published to `--url` and watched here, e.g. on another node of a framecast cluster.
+    /// `--server-pid` should then be this server's.
+    #[arg(long)]
+    subscribe_url: Option<String>,
+    /// Another process whose CPU time over the window is reported on its own, `NAME=PID`
+    /// (repeatable): say the publishing node and nats-server of a cluster run.
+    #[arg(long = "watch", value_parser = parse_watch)]
+    watch: Vec<Watch>,
+    /// A NATS server's monitoring base URL (`http://IP:PORT`): its `/connz` is read as the
+    /// window opens and as it closes, giving the bytes it received from and sent to each
+    /// client connection in the window, also as copies of the JPEG bytes published in it.
+    #[arg(long)]
+    nats_monitor: Option<String>,
     /// Extra subscribers that never read (stalled), to show the publisher does not notice them.
     #[arg(long, default_value_t = 0)]
     stalled: usize,
@@ -152,6 +168,29 @@ struct IdleArgs {
     /// How many times to GET `--scrape` at each point.
     #[arg(long, default_value_t = 200)]
     scrapes: usize,
+}
+
+/// A process watched with `--watch NAME=PID`.
+#[derive(Debug, Clone)]
+struct Watch {
+    name: String,
+    pid: u32,
+}
+
+fn parse_watch(text: &str) -> Result<Watch, String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PID, got {text:?}"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    if name.is_empty() {
+        return Err(format!("no name before = in {text:?}"));
+    }
+    Ok(Watch {
+        name: name.to_string(),
+        pid,
+    })
 }
 
 fn main() -> ExitCode {

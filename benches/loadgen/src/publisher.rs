@@ -29,6 +29,8 @@ pub struct Published {
     pub offered: u64,
     /// Publishes inside the window the server answered with success.
     pub accepted: u64,
+    /// Bytes of the JPEGs of those publishes (the request bodies).
+    pub bytes_accepted: u64,
     /// Publishes inside the window answered with an error status.
     pub refused: u64,
     /// The first error status and body, if any.
@@ -112,6 +114,7 @@ pub async fn run(
             name,
             payload.len()
         );
+        let payload_len = payload.len() as u64;
         let sent_at = Instant::now();
         board.note_sent(stream, next_seq, frame_index);
         let (status, reply) =
@@ -148,6 +151,7 @@ pub async fn run(
             next_seq = seq + 1;
             if in_window {
                 out.accepted += 1;
+                out.bytes_accepted += payload_len;
             }
         } else if in_window {
             out.refused += 1;
