@@ -455,11 +455,13 @@ def main():
                         )
                 w("")
 
-    else:
+    elif any(r["case"] != "cluster" for r in cased):
         w(
             "- framecast is pinned to CPU 0 (`taskset -c 0`), the load generator to CPU 1; "
             "each step starts the server afresh.\n"
         )
+    else:
+        w("")
     write_cases(w, cased)
 
     w("## How it was measured\n")
@@ -538,6 +540,8 @@ def main():
     w("bash benches/run.sh      # this whole file, ~20 min; --quick for a coarse pass")
     w("# only the framecast-only cases (scaled variants, 16 streams on one connection), ~3 min:")
     w("CASES=variants,multiplex RESULTS_DIR=/tmp/cases bash benches/run.sh")
+    w("# framecast nodes in a cluster over NATS (needs nats-server), ~2 min:")
+    w("CASES=cluster STEP_SECONDS=5 RESULTS_DIR=/tmp/cluster bash benches/run.sh")
     w("# another framecast build, results elsewhere (before/after):")
     w("FRAMECAST_BIN=/path/to/framecast RESULTS_DIR=/tmp/before bash benches/run.sh")
     w("bash benches/smoke.sh    # the few-second check the test command runs")
@@ -569,13 +573,16 @@ def main():
 
 
 def write_cases(w, cased):
-    """The tables of the extra cases: scaled variants, and multiplexed streams."""
+    """The tables of the extra cases: scaled variants, multiplexed streams, the cluster."""
     variants = [r for r in cased if r["case"] == "variants"]
     multiplex = [r for r in cased if r["case"] == "multiplex"]
+    cluster = [r for r in cased if r["case"] == "cluster"]
     if variants:
         write_variants(w, variants)
     if multiplex:
         write_multiplex(w, multiplex)
+    if cluster:
+        write_cluster(w, cluster)
 
 
 def drops(r):
@@ -719,6 +726,185 @@ def write_multiplex(w, rows):
                 f"{streams} ({a['server_cpu_us_per_event'] / b['server_cpu_us_per_event']:.0%}); "
                 f"drops {pct(a['drop_ratio']['mean'], 2)} against {pct(b['drop_ratio']['mean'], 2)}."
             )
+    w("")
+
+
+def cpu_of(r, name):
+    """The `--watch` process called `name` in a run's line, if it was watched."""
+    return next((p for p in r.get("processes") or [] if p["name"] == name), None)
+
+
+def copies(r, node):
+    """NATS bytes to and from framecast node `node` in the window, as copies of the frame
+    bytes published (None if the node had no connection)."""
+    for c in (r.get("nats") or {}).get("connections", []):
+        if c["name"] == f"framecast {node}":
+            return c
+    return None
+
+
+def setup_name(r):
+    if r["setup"] == "single":
+        return "A alone (no `--nats`)"
+    return "cluster (A, B, C over NATS)"
+
+
+def write_cluster(w, rows):
+    first = rows[0]
+    w("## A cluster over NATS (`--nats`)\n")
+    w(
+        f"framecast nodes joined through one nats-server with JetStream; {first['label']} frames "
+        f"(≈ {first['frame_bytes'] / 1e3:.0f} KB) published at {first['fps']:g} fps to one stream, "
+        "always on node **A**; the viewers watch on A or on **B**; node **C** has no viewers. "
+        "\"A alone\" is the same binary and flags without `--nats`. Every row starts nats-server "
+        "and the nodes afresh. **Pinning**: the node serving the viewers on CPU 0; nats-server, "
+        "the other nodes and the generator share CPU 1 (with no viewers, A is on CPU 1 too). "
+        "Latency is from the generator writing the upload to A to the whole event read from "
+        "the viewer's node, on the generator's clock.\n"
+    )
+    latency = [r for r in rows if r["step"] == "latency"]
+    if latency:
+        w(f"### Latency, {latency[0]['subscribers']} viewers\n")
+        w(
+            "| frames go | viewers on | latency p50 / p99 / max (ms) | upload round trip p50 / p99 "
+            "(ms) | drops mean / worst | accepted | viewer node CPU per delivered frame | "
+            "sampled checks |"
+        )
+        w("|---|---|---|---|---|---|---|---|")
+        for r in latency:
+            how = {
+                ("single", "A"): "A → A, no NATS",
+                ("cluster", "A"): "A → NATS → A",
+                ("cluster", "B"): "A → NATS → B",
+            }.get((r["setup"], r["viewers_on"]), f"{r['setup']} → {r['viewers_on']}")
+            lat, rtt = r["latency_ms"], r["publish_rtt_ms"]
+            problems = "; ".join(r["integrity"])
+            w(
+                f"| {how} | {r['viewers_on']} | **{lat['p50']:.2f}** / **{lat['p99']:.2f}** / "
+                f"{lat['max']:.1f} | {rtt['p50']:.2f} / {rtt['p99']:.2f} | {drops(r)} | "
+                f"{pct(r['accept_ratio'])} | {r['server_cpu_us_per_event']:.0f} µs | "
+                f"{r['checked']} checked, {r['mismatched']} bad{' — ' + problems if problems else ''} |"
+            )
+        w("")
+        by = {(r["setup"], r["viewers_on"]): r for r in latency}
+        alone, on_a, on_b = by.get(("single", "A")), by.get(("cluster", "A")), by.get(("cluster", "B"))
+        if alone and on_b:
+            w(
+                f"- Through NATS to another node adds {on_b['latency_ms']['p50'] - alone['latency_ms']['p50']:.2f} ms "
+                f"at p50 ({alone['latency_ms']['p50']:.2f} → {on_b['latency_ms']['p50']:.2f} ms) and "
+                f"{on_b['latency_ms']['p99'] - alone['latency_ms']['p99']:.2f} ms at p99."
+            )
+        if alone and on_a:
+            w(
+                f"- Watched on the publishing node, `--nats` adds "
+                f"{on_a['latency_ms']['p50'] - alone['latency_ms']['p50']:.2f} ms at p50: A numbers "
+                "each frame by appending it to the JetStream log and serves it once NATS has "
+                "acknowledged the append (or its own copy came back through its consumer); the "
+                f"upload's round trip goes from {alone['publish_rtt_ms']['p50']:.2f} to "
+                f"{on_a['publish_rtt_ms']['p50']:.2f} ms at p50."
+            )
+        w("")
+
+    cost = [r for r in rows if r["step"] == "cost"]
+    if cost:
+        w("### CPU: viewers fed over NATS against fed by local uploads\n")
+        w(
+            "**Viewer node per delivered frame**: the CPU time (utime + stime, `/proc`) over the "
+            "measured window of the node serving the viewers, divided by the frame events it "
+            "delivered; on a single node that includes taking in the uploads, on B taking the "
+            "frames from NATS. **A per published frame** and **nats-server per frame**: their CPU "
+            "time over the window divided by the frames A accepted in it.\n"
+        )
+        w(
+            "| viewers | frames reach the viewers | viewer node | viewer node CPU per delivered "
+            "frame | viewer node CPU (of one core) | A per published frame | nats-server per frame "
+            "| events/s | drops mean / worst | latency p50 / p99 (ms) | accepted | loadgen CPU |"
+        )
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(cost, key=lambda r: (r["subscribers"], r["setup"] != "single")):
+            a, nats = cpu_of(r, "A"), cpu_of(r, "nats-server")
+            n = r["subscribers"]
+            if n == 0:
+                how, node, per_event, share = "(no viewers: publishing only)", "–", "–", "–"
+            else:
+                how = "local uploads, one node" if r["setup"] == "single" else "over NATS from A"
+                node = r["viewers_on"]
+                per_event = f"**{r['server_cpu_us_per_event']:.1f} µs**"
+                share = pct(r["server_cpu_share"], 0)
+            where = "alone" if r["setup"] == "single" else "`--nats`"
+            a_cell = f"**{a['cpu_ms_per_frame']:.3f} ms** ({where})" if a else "–"
+            nats_cell = f"{nats['cpu_ms_per_frame']:.3f} ms" if nats else "–"
+            lat = r["latency_ms"]
+            latency = f"{lat['p50']:.1f} / {lat['p99']:.1f}" if n else "–"
+            problems = "; ".join(r["integrity"])
+            w(
+                f"| {n} | {how} | {node} | {per_event} | {share} | {a_cell} | {nats_cell} | "
+                f"{r['events_per_s']:.0f} | {drops(r) if n else '–'} | {latency} | "
+                f"{pct(r['accept_ratio'])} | {pct(r['loadgen_cpu_share'], 0)}"
+                f"{' — ' + problems if problems else ''} |"
+            )
+        w("")
+        pairs = {}
+        for r in cost:
+            pairs.setdefault(r["subscribers"], {})[r["setup"]] = r
+        for n in sorted(pairs):
+            single, cluster = pairs[n].get("single"), pairs[n].get("cluster")
+            if not (single and cluster):
+                continue
+            if n == 0:
+                a0, a1 = cpu_of(single, "A"), cpu_of(cluster, "A")
+                if a0 and a1:
+                    w(
+                        f"- Publishing with no viewers anywhere, A spends {a1['cpu_ms_per_frame']:.3f} ms "
+                        f"per frame with `--nats` against {a0['cpu_ms_per_frame']:.3f} ms alone."
+                    )
+            elif single["server_cpu_us_per_event"] > 0:
+                x, y = single["server_cpu_us_per_event"], cluster["server_cpu_us_per_event"]
+                w(
+                    f"- {n} viewers: {y:.1f} µs of the viewer node's CPU per delivered frame when the "
+                    f"frames come over NATS, {x:.1f} µs on a single node taking the uploads itself "
+                    f"({y / x:.0%})."
+                )
+        w("")
+
+    clustered = [r for r in rows if r["setup"] == "cluster" and r.get("nats")]
+    if clustered:
+        w("### NATS traffic per node\n")
+        w(
+            "From nats-server's `/connz` (monitoring port), read as the window opens and as it "
+            "closes: the bytes NATS sent to each node's connection (`framecast NODE`) and received "
+            "from it in the window, divided by the JPEG bytes A accepted in the window. A node "
+            "following the stream should get about one copy of each frame (plus its NATS headers, "
+            "≈ 0.5 %), a node without viewers of it about none; A sends one copy to NATS.\n"
+        )
+        w(
+            "| step | viewers on | NATS → A | NATS → B | NATS → C | A → NATS | B → NATS | C → NATS "
+            "| frame bytes in window |"
+        )
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in clustered:
+            cells_to, cells_from = [], []
+            for node in "ABC":
+                c = copies(r, node)
+                cells_to.append(f"**{c['copies_to_client']:.3f}**" if c else "–")
+                cells_from.append(f"{c['copies_from_client']:.3f}" if c else "–")
+            on = f"{r['viewers_on']} ({r['subscribers']})" if r["subscribers"] else "nowhere"
+            w(
+                f"| {r['step']} | {on} | {' | '.join(cells_to)} | {' | '.join(cells_from)} | "
+                f"{r['nats']['frame_bytes_published'] / 1e6:.1f} MB |"
+            )
+        w("")
+    w(
+        "- CPU times come from `/proc/PID/stat` in clock ticks (10 ms): over a window of "
+        f"{first['accepted']} frames a per-frame figure moves in steps of "
+        f"{10 / max(first['accepted'], 1):.3f} ms, which matters for A and nats-server (a few "
+        "ticks per window); longer steps (`STEP_SECONDS`) make them finer."
+    )
+    w(
+        "- The machine has 2 cores; three framecast nodes, nats-server and the generator share "
+        "them, and anything else running on the box shows up in these figures: read them as "
+        "indicative."
+    )
     w("")
 
 

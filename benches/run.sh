@@ -35,6 +35,18 @@
 #              stream; server CPU per frame event delivered, delivery and drops. (10 fps, not 30:
 #              200 × 16 × 30 fps of 480p would be ~5 GB/s, past what this box's server and
 #              one-thread generator move.)
+# One more runs only when asked for (CASES=cluster; it needs nats-server, Debian's package):
+#   cluster    framecast nodes joined over NATS (`--nats`): one nats-server with JetStream and
+#              nodes A, B and C, frames (480p, 30 fps) always published to A. Latency with 10
+#              viewers on A alone (no --nats), on A in the cluster (its appends make a NATS
+#              round trip) and on B (frames reach it through NATS); then the cost: publishing
+#              with no viewers, alone and in the cluster (A's CPU per published frame), and 200
+#              and 500 viewers fed by local uploads on a single node against fed over NATS on
+#              B (the viewer node's CPU per delivered frame event, and A's and nats-server's
+#              per frame). In each cluster step nats-server's /connz gives the bytes it sent
+#              each node in the window, as copies of the frame bytes published: ~1 for a node
+#              with viewers, ~0 for one without (C never has any). The node serving the
+#              viewers runs on CPU 0; nats-server, the other nodes and the generator on CPU 1.
 #
 # Knobs (environment):
 #   FRAMECAST_BIN     framecast binary to measure (default: build this checkout's, release)
@@ -46,14 +58,18 @@
 #   STEP_SECONDS (measured seconds per step, default 8), WARMUP_SECONDS (2), FPS (30),
 #   START_SUBSCRIBERS (100), MAX_SUBSCRIBERS (12000), IDLE_SUBSCRIBERS (10000).
 #   CASES             cases to run, comma- or space-separated (default "main variants multiplex",
-#                     or just "main" when SERVERS leaves framecast out); without main, SERVERS,
-#                     LABELS and IPERF do not apply and the report goes to benches/out/cases/
-#                     unless RESULTS_DIR is set (the committed RESULTS.md keeps the full run).
+#                     or just "main" when SERVERS leaves framecast out; "cluster" runs only
+#                     when named); without main, SERVERS, LABELS and IPERF do not apply and
+#                     the report goes to benches/out/cases/ unless RESULTS_DIR is set (the
+#                     committed RESULTS.md keeps the full run).
 #                     A framecast build without `?width=` or several `stream`s fails the extra
 #                     cases: give it CASES=main.
 #   VARIANT_LABEL (frames, default 720p), VARIANT_FPS (30), VARIANT_WIDTHS ("320 160"),
 #   VARIANT_VIEWERS ("1 500"): the variants case.
 #   MUX_LABEL (480p), MUX_FPS (10), MUX_STREAMS (16), MUX_VIEWERS ("50 200"): the multiplex case.
+#   CLUSTER_LABEL (480p), CLUSTER_FPS (30), CLUSTER_LATENCY_VIEWERS (10), CLUSTER_VIEWERS
+#   ("200 500"), NATS_SERVER (default: nats-server on PATH, else /usr/sbin/nats-server): the
+#   cluster case, e.g. `CASES=cluster STEP_SECONDS=5 bash benches/run.sh` (~2 min).
 # One step against the floor only, say:
 #   SERVERS=floor LABELS=480p IPERF=0 START_SUBSCRIBERS=400 MAX_SUBSCRIBERS=400 \
 #     RESULTS_DIR=/tmp/floor bash benches/run.sh --quick
@@ -98,16 +114,20 @@ mux_label=${MUX_LABEL:-480p}
 mux_fps=${MUX_FPS:-10}
 mux_streams=${MUX_STREAMS:-16}
 read -ra mux_viewers <<<"${MUX_VIEWERS:-50 200}"
+cluster_label=${CLUSTER_LABEL:-480p}
+cluster_fps=${CLUSTER_FPS:-30}
+cluster_latency_viewers=${CLUSTER_LATENCY_VIEWERS:-10}
+read -ra cluster_viewers <<<"${CLUSTER_VIEWERS:-200 500}"
 for case in "${cases[@]}"; do
   case $case in
-    main | variants | multiplex) ;;
-    *) echo "CASES: unknown case $case (main, variants, multiplex)" >&2; exit 1 ;;
+    main | variants | multiplex | cluster) ;;
+    *) echo "CASES: unknown case $case (main, variants, multiplex, cluster)" >&2; exit 1 ;;
   esac
 done
-for label in "$variant_label" "$mux_label"; do
+for label in "$variant_label" "$mux_label" "$cluster_label"; do
   case $label in
     480p | 720p) ;;
-    *) echo "VARIANT_LABEL/MUX_LABEL: unknown frame size $label (480p, 720p)" >&2; exit 1 ;;
+    *) echo "VARIANT_LABEL/MUX_LABEL/CLUSTER_LABEL: unknown frame size $label (480p, 720p)" >&2; exit 1 ;;
   esac
 done
 running() { # case: true if it is in CASES
@@ -170,6 +190,11 @@ command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 if running main; then
   command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 fi
+# Debian's nats-server is in /usr/sbin, not on every user's PATH.
+nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+if running cluster && [[ ! -x $nats_bin ]]; then
+  missing+=(nats-server)
+fi
 command -v python3 >/dev/null || missing+=(python3)
 command -v taskset >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
@@ -190,6 +215,14 @@ if (($(ulimit -n) < idle_subscribers + 100)); then
 fi
 if ((max_subscribers > $(ulimit -n) - 100)); then
   max_subscribers=$(($(ulimit -n) - 100))
+fi
+if running cluster; then
+  for n in "${cluster_viewers[@]}" "$cluster_latency_viewers"; do
+    if ((n + 100 > $(ulimit -n))); then
+      echo "CLUSTER_VIEWERS: $n viewers need more than $(ulimit -n) open files" >&2
+      exit 1
+    fi
+  done
 fi
 if running multiplex; then
   for n in "${mux_viewers[@]}"; do
@@ -449,6 +482,141 @@ print(f"  {r['case']:9} {r['label']:4} n={r['subscribers']:<4} {how:27} "
 EOF
 }
 
+# ---- the cluster case: one nats-server and framecast nodes joined by --nats -------------
+nats_pid=""
+nats_url=""
+nats_monitor=""
+cluster_pids=()
+declare -A node_url node_pid
+
+# Starts nats-server with JetStream (its store in the scratch folder; framecast keeps its frame
+# log in memory anyway) on random loopback ports, the HTTP monitoring port (/connz) included.
+start_nats() { # cpu
+  local cpu=$1 dir=$scratch/nats i port monitor
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  printf 'listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\njetstream { store_dir: "%s" }\n' \
+    "$dir/js" >"$dir/nats.conf"
+  taskset -c "$cpu" "$nats_bin" -c "$dir/nats.conf" >"$dir/log" 2>&1 &
+  nats_pid=$!
+  started+=("$nats_pid")
+  cluster_pids+=("$nats_pid")
+  for ((i = 0; i < 100; i++)); do
+    grep -q "Server is ready" "$dir/log" 2>/dev/null && break
+    sleep 0.05
+  done
+  port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log")
+  monitor=$(sed -n 's/.*Starting http monitor on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log")
+  if [[ -z $port || -z $monitor ]]; then
+    cat "$dir/log" >&2
+    return 1
+  fi
+  nats_url=nats://127.0.0.1:$port
+  nats_monitor=http://127.0.0.1:$monitor
+}
+
+# Starts framecast node NAME on CPU; with join=1 it joins the cluster as NAME.
+start_node() { # name cpu join
+  local name=$1 cpu=$2 join=$3 out=$scratch/node-$1.out i url=""
+  local extra=()
+  if ((join)); then extra=(--nats "$nats_url" --nats-node "$name"); fi
+  rm -f "$out"
+  # --max-frame-bytes: a frame and its headers must fit nats-server's default max_payload
+  # (1 MB); single nodes get the same limit, so that only --nats differs.
+  taskset -c "$cpu" "$framecast_bin" --bind 127.0.0.1:0 --no-test-pattern \
+    --max-subscribers-per-ip 1000000 --max-frame-bytes 1000000 "${extra[@]}" \
+    >"$out" 2>"$scratch/node-$name.err" &
+  node_pid[$name]=$!
+  started+=("${node_pid[$name]}")
+  cluster_pids+=("${node_pid[$name]}")
+  for ((i = 0; i < 200; i++)); do
+    url=$(sed -n "s/^framecast listening on //p" "$out" 2>/dev/null || true)
+    [[ -n $url ]] && break
+    sleep 0.05
+  done
+  [[ -n $url ]] || { cat "$scratch/node-$name.err" >&2; return 1; }
+  node_url[$name]=$url
+}
+
+stop_cluster() {
+  local pid
+  for pid in "${cluster_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${cluster_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  cluster_pids=()
+  node_url=()
+  node_pid=()
+}
+
+# One step of the cluster case; frames are always published to node A. `single`: node A
+# alone, without --nats. `cluster`: nats-server and nodes A, B and C joined by --nats. The
+# viewers watch on node VIEWERS_ON (A, B, or - for none). The node serving the viewers runs on
+# CPU 0; nats-server, every other node and the generator on CPU 1. Every process is started
+# afresh. Appends the JSON line, tagged with the step, setup and placement, to $results.
+measure_cluster() { # step single|cluster viewers_on viewers [extra loadgen args...]
+  local step=$1 setup=$2 on=$3 n=$4 line name cpu join=0 nodes=(A) pinning="" watch=()
+  shift 4
+  if [[ $setup == cluster ]]; then
+    nodes=(A B C)
+    join=1
+    start_nats 1 || { say "  cluster $step: nats-server did not start"; stop_cluster; return; }
+    pinning="nats-server:1"
+  fi
+  for name in "${nodes[@]}"; do
+    cpu=1
+    [[ $name == "$on" ]] && cpu=0
+    start_node "$name" "$cpu" "$join" ||
+      { say "  cluster $step: node $name did not start"; stop_cluster; return; }
+    pinning+="${pinning:+ }$name:$cpu"
+    watch+=(--watch "$name=${node_pid[$name]}")
+  done
+  if [[ $setup == cluster ]]; then
+    watch+=(--watch "nats-server=$nats_pid" --nats-monitor "$nats_monitor")
+  fi
+  local viewer=A
+  [[ $on != - ]] && viewer=$on
+  line=$(taskset -c 1 "$loadgen_bin" run --server framecast --url "${node_url[A]}" \
+    --subscribe-url "${node_url[$viewer]}" --server-pid "${node_pid[$viewer]}" "${watch[@]}" \
+    --frames "$frames/$cluster_label" --fps "$cluster_fps" --subscribers "$n" \
+    --duration "$step_seconds" --warmup "$warmup_seconds" --label "$cluster_label" \
+    --case cluster "$@" 2>>"$scratch/loadgen.log") || true
+  stop_cluster
+  if [[ -z $line ]]; then
+    say "  cluster $step $setup n=$n on $on: loadgen failed: $(tail -1 "$scratch/loadgen.log")"
+    return
+  fi
+  line=$(python3 - "$line" "$step" "$setup" "$on" "$pinning" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+r.update(step=sys.argv[2], setup=sys.argv[3], viewers_on=sys.argv[4], publish_node="A",
+         cpus=dict(p.split(":") for p in sys.argv[5].split()))
+print(json.dumps(r))
+PY
+  )
+  echo "$line" >>"$results"
+  python3 - "$line" <<'PY' >&2
+import json, sys
+r = json.loads(sys.argv[1])
+cpu = {p["name"]: p for p in r.get("processes") or []}
+nats = {c["name"].removeprefix("framecast "): c["copies_to_client"]
+        for c in (r.get("nats") or {}).get("connections", [])}
+viewers = f"on {r['viewers_on']}" if r["subscribers"] else "(no viewers)"
+text = (f"  {r['step']:7} {r['setup']:7} n={r['subscribers']:<4} {viewers:12} "
+        f"accepted {r['accept_ratio']*100:5.1f}%  drops {r['drop_ratio']['mean']*100:5.2f}%  "
+        f"p50 {r['latency_ms']['p50']:6.2f} p99 {r['latency_ms']['p99']:6.2f} ms  ")
+if r["subscribers"]:
+    text += f"viewer node {r['server_cpu_us_per_event']:5.1f} us/event  "
+text += f"A {cpu['A']['cpu_ms_per_frame']:.3f} ms/frame"
+if "nats-server" in cpu:
+    text += f"  nats-server {cpu['nats-server']['cpu_ms_per_frame']:.3f} ms/frame"
+text += f"  loadgen cpu {r['loadgen_cpu_share']*100:3.0f}%"
+if nats:
+    text += "  copies to " + " ".join(f"{k} {v:.3f}" for k, v in nats.items())
+if r["integrity"]:
+    text += "  INTEGRITY " + "; ".join(r["integrity"])
+print(text)
+PY
+}
+
 # ---- the runs ----------------------------------------------------------------------------
 say "results go to $results (load average before: $load_before)"
 declare -A best
@@ -552,12 +720,27 @@ if running multiplex; then
   done
 fi
 
+if running cluster; then
+  say "cluster: framecast nodes over NATS ($nats_bin), $cluster_label at $cluster_fps fps, published to node A"
+  say " latency, $cluster_latency_viewers viewers: A alone, then A in a cluster, watched on A and on B"
+  measure_cluster latency single A "$cluster_latency_viewers" --sample-every 10
+  measure_cluster latency cluster A "$cluster_latency_viewers" --sample-every 10
+  measure_cluster latency cluster B "$cluster_latency_viewers" --sample-every 10
+  say " cost: publishing with no viewers, then ${cluster_viewers[*]} viewers fed locally and over NATS"
+  measure_cluster cost single - 0
+  measure_cluster cost cluster - 0
+  for n in "${cluster_viewers[@]}"; do
+    measure_cluster cost single A "$n"
+    measure_cluster cost cluster B "$n"
+  done
+fi
+
 # ---- report ------------------------------------------------------------------------------
 say "writing $out_dir/RESULTS.md and results.png"
 cp "$results" "$out_dir/results.jsonl"
 invocation="bash benches/run.sh"
 if ((quick)); then invocation+=" --quick"; fi
-for knob in MUX_VIEWERS MUX_STREAMS MUX_FPS MUX_LABEL VARIANT_VIEWERS VARIANT_WIDTHS \
+for knob in CLUSTER_VIEWERS CLUSTER_LATENCY_VIEWERS CLUSTER_FPS CLUSTER_LABEL NATS_SERVER MUX_VIEWERS MUX_STREAMS MUX_FPS MUX_LABEL VARIANT_VIEWERS VARIANT_WIDTHS \
   VARIANT_FPS VARIANT_LABEL CASES IPERF IDLE_SUBSCRIBERS MAX_SUBSCRIBERS START_SUBSCRIBERS FPS \
   WARMUP_SECONDS STEP_SECONDS LABELS SERVERS FRAMECAST_BIN; do
   if [[ -n ${!knob:-} ]]; then invocation="$knob='${!knob}' $invocation"; fi
@@ -568,6 +751,9 @@ if running main; then
 fi
 if running variants; then
   settings+="; variants: $variant_label at $variant_fps fps, widths ${variant_widths[*]}, viewers ${variant_viewers[*]}"
+fi
+if running cluster; then
+  settings+="; cluster: $cluster_label at $cluster_fps fps, $cluster_latency_viewers viewers for latency, ${cluster_viewers[*]} for cost, $("$nats_bin" --version 2>/dev/null || echo nats-server)"
 fi
 if running multiplex; then
   settings+="; multiplex: $mux_streams streams of $mux_label at $mux_fps fps, viewers ${mux_viewers[*]}"
