@@ -3,13 +3,15 @@
 # (benches/floor) for a shorter while, 480p frames, 5 subscribers; then framecast for a second
 # each with the generator's other modes: viewers at a scaled width (`--query width=160`), four
 # streams watched on one connection per viewer (`--multiplex`) and on one per stream, and
-# viewers reading MJPEG (`--output mjpeg`, `GET /mjpeg`).
+# viewers reading MJPEG (`--output mjpeg`, `GET /mjpeg`); then a cluster of three framecast
+# nodes over one nats-server (JetStream), frames published to node A and watched on node B.
 # Fails if the load generator's checks fail (a sampled payload differs from the frame sent or a
 # scaled one does not decode to its announced size, nothing was delivered, events out of order
 # or of a stream not asked for, a part that breaks the multipart framing or has no mark) or a
 # subscriber could not connect, or framecast scaled more frames than it published, or no MJPEG
-# part was checked byte for byte. Performance thresholds are not checked here: the full run is
-# benches/run.sh.
+# part was checked byte for byte, or in the cluster B did not get about one copy of each frame
+# from NATS or C (no viewers) got any. Performance thresholds are not checked here: the full
+# run is benches/run.sh (its cluster case: CASES=cluster).
 #
 #   bash benches/smoke.sh          # builds framecast, floor and loadgen (release) if needed
 set -euo pipefail
@@ -19,10 +21,16 @@ command -v ffmpeg >/dev/null || {
   echo "smoke.sh needs ffmpeg (apt-get install ffmpeg)" >&2
   exit 1
 }
+nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+[[ -x $nats_bin ]] || {
+  echo "smoke.sh needs nats-server (apt-get install nats-server)" >&2
+  exit 1
+}
 cargo build --release --quiet -p framecast -p floor -p loadgen
 
 scratch=$(mktemp -d /tmp/framecast-smoke.XXXXXX)
 server=""
+cluster=()
 stop() {
   if [[ -n $server ]]; then
     kill "$server" 2>/dev/null || true
@@ -30,8 +38,15 @@ stop() {
     server=""
   fi
 }
+stop_cluster() {
+  local pid
+  for pid in "${cluster[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${cluster[@]}"; do wait "$pid" 2>/dev/null || true; done
+  cluster=()
+}
 cleanup() {
   stop
+  stop_cluster
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -111,4 +126,61 @@ if r["output"] != "mjpeg" or r["checked"] == 0 or r["latency_samples"] == 0:
     sys.exit(f"smoke: MJPEG: output {r['output']}, {r['checked']} parts checked, "
              f"{r['latency_samples']} latencies")
 EOF
-echo "smoke: loadgen checks passed (framecast and floor; width, multiplexed and separate streams, MJPEG)"
+
+# A cluster: nats-server with JetStream on random loopback ports, nodes A, B and C joined to it;
+# frames published to A, 3 viewers on B, none on C. B must get about one copy of each frame
+# from NATS, C none (nats-server's /connz, read by the generator).
+mkdir -p "$scratch/nats"
+printf 'listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\njetstream { store_dir: "%s" }\n' \
+  "$scratch/nats/js" >"$scratch/nats/nats.conf"
+"$nats_bin" -c "$scratch/nats/nats.conf" >"$scratch/nats/log" 2>&1 &
+cluster+=($!)
+for ((i = 0; i < 100; i++)); do
+  grep -q "Server is ready" "$scratch/nats/log" && break
+  sleep 0.05
+done
+nats_port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/nats/log")
+monitor_port=$(sed -n 's/.*Starting http monitor on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/nats/log")
+if [[ -z $nats_port || -z $monitor_port ]]; then
+  echo "nats-server did not start:" >&2
+  cat "$scratch/nats/log" >&2
+  exit 1
+fi
+declare -A node_url node_pid
+for node in A B C; do
+  "${framecast[@]}" --max-frame-bytes 1000000 --nats "nats://127.0.0.1:$nats_port" \
+    --nats-node "$node" --bind 127.0.0.1:0 >"$scratch/$node.out" 2>"$scratch/$node.err" &
+  cluster+=($!)
+  node_pid[$node]=$!
+  for ((i = 0; i < 100; i++)); do
+    node_url[$node]=$(sed -n "s/^framecast listening on //p" "$scratch/$node.out" 2>/dev/null || true)
+    [[ -n ${node_url[$node]} ]] && break
+    sleep 0.05
+  done
+  if [[ -z ${node_url[$node]} ]]; then
+    echo "framecast node $node did not start:" >&2
+    cat "$scratch/$node.err" >&2
+    exit 1
+  fi
+done
+line=$(target/release/loadgen run --server framecast --url "${node_url[A]}" \
+  --subscribe-url "${node_url[B]}" --server-pid "${node_pid[B]}" --watch "A=${node_pid[A]}" \
+  --nats-monitor "http://127.0.0.1:$monitor_port" --frames "$scratch" --fps 30 \
+  --subscribers 3 --duration 1 --warmup 1 --sample-every 5 --label smoke --case cluster)
+echo "$line"
+stop_cluster
+python3 - "$line" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+copies = {c["name"]: c["copies_to_client"] for c in r["nats"]["connections"]}
+problems = []
+if r["connected"] != 3:
+    problems.append(f"{r['connected']} of 3 viewers on B connected")
+if not 0.8 <= copies.get("framecast B", 0) <= 1.3:
+    problems.append(f"B got {copies.get('framecast B')} copies of the frames from NATS, not ~1")
+if copies.get("framecast C", 1) > 0.05:
+    problems.append(f"C, without viewers, got {copies.get('framecast C')} copies of the frames")
+if problems:
+    sys.exit("smoke: cluster: " + "; ".join(problems))
+EOF
+echo "smoke: loadgen checks passed (framecast and floor; width, multiplexed and separate streams, MJPEG, a cluster over NATS)"
