@@ -831,7 +831,12 @@ def write_cluster(w, rows):
                 node = r["viewers_on"]
                 per_event = f"**{r['server_cpu_us_per_event']:.1f} µs**"
                 share = pct(r["server_cpu_share"], 0)
-            where = "alone" if r["setup"] == "single" else "`--nats`"
+            if r["setup"] != "single":
+                where = "`--nats`"
+            elif n:
+                where = "alone, serving the viewers too"
+            else:
+                where = "alone"
             a_cell = f"**{a['cpu_ms_per_frame']:.3f} ms** ({where})" if a else "–"
             nats_cell = f"{nats['cpu_ms_per_frame']:.3f} ms" if nats else "–"
             lat = r["latency_ms"]
@@ -894,6 +899,16 @@ def write_cluster(w, rows):
                 f"{r['nats']['frame_bytes_published'] / 1e6:.1f} MB |"
             )
         w("")
+        own = [r for r in clustered if r["viewers_on"] == "A" and copies(r, "A")]
+        if own:
+            back = copies(own[-1], "A")["copies_to_client"]
+            w(
+                f"- Watched on A, A gets its own frames back from NATS ({back:.3f} copies): it "
+                "follows the log for its viewers like any node, and drops the frames it already "
+                "has by their `seq`. Watched only elsewhere, it sends each frame once and gets "
+                "nothing back but acknowledgements."
+            )
+            w("")
     w(
         "- CPU times come from `/proc/PID/stat` in clock ticks (10 ms): over a window of "
         f"{first['accepted']} frames a per-frame figure moves in steps of "
