@@ -24,8 +24,10 @@ command -v node >/dev/null || missing+=(nodejs npm)
 /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || missing+=(python3-jwt python3-cryptography)
 # Prometheus and promtool read /metrics as a real scraper would.
 [ -x /usr/bin/promtool ] || missing+=(prometheus)
-# nats-server joins framecast nodes into a cluster (tests/it/cluster.rs).
+# nats-server joins framecast nodes into a cluster (tests/it/cluster.rs), and HAProxy runs
+# deploy/haproxy.cfg in front of one (tests/it/haproxy.rs).
 [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   sudo=""

@@ -12,6 +12,7 @@ mod deploy;
 mod errors;
 mod external;
 mod fanout;
+mod haproxy;
 mod limits;
 mod metrics;
 mod outputs;

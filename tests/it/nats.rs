@@ -192,8 +192,6 @@ impl Node {
             node,
             "--max-frame-bytes",
             "1000000",
-            "--max-subscribers-per-ip",
-            "10000",
         ];
         all.extend_from_slice(args);
         let (child, url) = spawn_binary(&all, std::process::Stdio::null()).await;
