@@ -4,14 +4,17 @@
 //! reads the stream's log with an ordered JetStream consumer that starts at the newest frame
 //! and status, so the first viewer gets a picture at once rather than at the next frame. Each
 //! frame is published here under the number it came with; one this node already has (its own,
-//! coming back) is dropped by that number. When the last viewer leaves, the consumer goes, and
-//! with it every byte of that stream this node was receiving.
+//! coming back) is dropped by that number. A few seconds after the last viewer leaves (a
+//! reload finds the stream still followed), the consumer is deleted, and with it every byte of
+//! that stream this node was receiving.
 //!
 //! The tasks hold streams weakly, so following never keeps a stream alive; a task ends when
 //! its stream is removed from the hub.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use futures_util::StreamExt;
@@ -25,6 +28,11 @@ use crate::stream_name::StreamName;
 
 /// Pause before following a stream again after the consumer failed.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// How long a stream is still followed after its last viewer here left: a page reloaded, or
+/// viewers coming and going, find the newest frame here and cost NATS no new consumer.
+pub const FOLLOW_LINGER: Duration = Duration::from_secs(3);
+/// Longest wait to delete a consumer no longer needed (else NATS drops it after 30 s idle).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Until shutdown: starts following each stream of `hub` as it is made.
 pub(super) async fn follow_watched(cluster: Arc<Cluster>, hub: Arc<Hub>, shutdown: Shutdown) {
@@ -104,14 +112,35 @@ impl Follower {
             })
             .await
             .map_err(|err| err.to_string())?;
+        let _delete = Delete {
+            log: log.clone(),
+            name: consumer.cached_info().name.clone(),
+        };
         let mut messages = consumer.messages().await.map_err(|err| err.to_string())?;
         tracing::debug!(stream = %self.name, "following the stream in the cluster");
         let mut connection = self.cluster.connection();
+        // While the stream has no viewer here: when following stops, and the stream, held so
+        // that the hub keeps it (and its newest frame) until then.
+        let mut lingering: Option<(Instant, Arc<Stream>)> = None;
+        self.viewers.mark_changed();
         loop {
+            let linger_over = lingering.as_ref().map(|(until, _)| *until);
             let message = tokio::select! {
-                gone = self.viewers.wait_for(|count| *count == 0) => {
-                    return Ok(if gone.is_ok() { Followed::Unwatched } else { Followed::Removed });
+                changed = self.viewers.changed() => {
+                    if changed.is_err() {
+                        return Ok(Followed::Removed);
+                    }
+                    if *self.viewers.borrow_and_update() > 0 {
+                        lingering = None;
+                    } else if lingering.is_none() {
+                        let Some(stream) = self.stream.upgrade() else {
+                            return Ok(Followed::Removed);
+                        };
+                        lingering = Some((Instant::now() + FOLLOW_LINGER, stream));
+                    }
+                    continue;
                 }
+                () = sleep_until_some(linger_over) => return Ok(Followed::Unwatched),
                 Ok(()) = connection.changed() => None,
                 message = messages.next() => Some(message),
             };
@@ -152,6 +181,21 @@ impl Follower {
     }
 }
 
+/// Deletes a consumer in NATS when dropped, in the background.
+struct Delete {
+    log: async_nats::jetstream::stream::Stream,
+    name: String,
+}
+
+impl Drop for Delete {
+    fn drop(&mut self) {
+        let (log, name) = (self.log.clone(), std::mem::take(&mut self.name));
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(DELETE_TIMEOUT, log.delete_consumer(&name)).await;
+        });
+    }
+}
+
 impl Cluster {
     /// Brings `stream` here up to the newest frame in its log, for a one-off reader (a
     /// snapshot) on a node that may not follow it. Returns whether the cluster has a frame of
@@ -186,9 +230,17 @@ impl Follower {
     }
 }
 
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Why following stopped.
 enum Followed {
-    /// The last viewer here left.
+    /// The last viewer here left, [`FOLLOW_LINGER`] ago.
     Unwatched,
     /// The stream is gone from the hub.
     Removed,

@@ -634,3 +634,26 @@ async fn a_node_stopping_hands_its_camera_over_at_once() {
     );
     assert_eq!(owner_of(&[&nodes[other]], "cam").await, Some(0));
 }
+
+#[tokio::test]
+async fn viewers_coming_and_going_do_not_pile_up_consumers_in_nats() {
+    let nats = Nats::start("churn", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let b = Node::start(&nats, "b", &[]).await;
+    let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), &sample_jpeg(64, 48, 1)).await;
+    assert_eq!(status, 200);
+    // Twenty viewers on B, one after the other, each gone as soon as it has its picture: B
+    // keeps following the stream a moment after each leaves, so one consumer serves them all.
+    for _ in 0..20 {
+        let mut viewer = EventReader::open(&b.url("/events?stream=cam")).await;
+        assert_eq!(viewer.next_frame().await.unwrap().json()["seq"], 1);
+        drop(viewer);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(nats.consumers().await <= 1, "consumers pile up");
+    }
+    // Once nobody watches, B stops following and deletes its consumer.
+    eventually("B's consumers are gone", || async {
+        nats.consumers().await == 0
+    })
+    .await;
+}

@@ -92,6 +92,19 @@ impl Nats {
             .unwrap()
     }
 
+    /// JetStream consumers the server holds now (from `/jsz`).
+    pub async fn consumers(&self) -> u64 {
+        let jsz: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/jsz", self.monitor))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jsz["consumers"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no consumer count: {jsz}"))
+    }
+
     /// Runs the server on the known ports (random ones the first time) and learns them.
     async fn run(&mut self) {
         let port = |port: u16| {
