@@ -192,6 +192,8 @@ if running main; then
 fi
 # Debian's nats-server is in /usr/sbin, not on every user's PATH.
 nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+# nats_start: nats-server for the cluster case.
+. benches/nats.sh
 if running cluster && [[ ! -x $nats_bin ]]; then
   missing+=(nats-server)
 fi
@@ -489,30 +491,11 @@ nats_monitor=""
 cluster_pids=()
 declare -A node_url node_pid
 
-# Starts nats-server with JetStream (its store in the scratch folder; framecast keeps its frame
-# log in memory anyway) on random loopback ports, the HTTP monitoring port (/connz) included.
+# Starts nats-server on CPU (benches/nats.sh), remembered for stopping.
 start_nats() { # cpu
-  local cpu=$1 dir=$scratch/nats i port monitor
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  printf 'listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\njetstream { store_dir: "%s" }\n' \
-    "$dir/js" >"$dir/nats.conf"
-  taskset -c "$cpu" "$nats_bin" -c "$dir/nats.conf" >"$dir/log" 2>&1 &
-  nats_pid=$!
+  nats_start "$scratch/nats" taskset -c "$1" || return 1
   started+=("$nats_pid")
   cluster_pids+=("$nats_pid")
-  for ((i = 0; i < 100; i++)); do
-    grep -q "Server is ready" "$dir/log" 2>/dev/null && break
-    sleep 0.05
-  done
-  port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log")
-  monitor=$(sed -n 's/.*Starting http monitor on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log")
-  if [[ -z $port || -z $monitor ]]; then
-    cat "$dir/log" >&2
-    return 1
-  fi
-  nats_url=nats://127.0.0.1:$port
-  nats_monitor=http://127.0.0.1:$monitor
 }
 
 # Starts framecast node NAME on CPU; with join=1 it joins the cluster as NAME.

@@ -22,6 +22,8 @@ command -v ffmpeg >/dev/null || {
   exit 1
 }
 nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+# nats_start: nats-server for the cluster check.
+. benches/nats.sh
 [[ -x $nats_bin ]] || {
   echo "smoke.sh needs nats-server (apt-get install nats-server)" >&2
   exit 1
@@ -130,25 +132,11 @@ EOF
 # A cluster: nats-server with JetStream on random loopback ports, nodes A, B and C joined to it;
 # frames published to A, 3 viewers on B, none on C. B must get about one copy of each frame
 # from NATS, C none (nats-server's /connz, read by the generator).
-mkdir -p "$scratch/nats"
-printf 'listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\njetstream { store_dir: "%s" }\n' \
-  "$scratch/nats/js" >"$scratch/nats/nats.conf"
-"$nats_bin" -c "$scratch/nats/nats.conf" >"$scratch/nats/log" 2>&1 &
-cluster+=($!)
-for ((i = 0; i < 100; i++)); do
-  grep -q "Server is ready" "$scratch/nats/log" && break
-  sleep 0.05
-done
-nats_port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/nats/log")
-monitor_port=$(sed -n 's/.*Starting http monitor on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/nats/log")
-if [[ -z $nats_port || -z $monitor_port ]]; then
-  echo "nats-server did not start:" >&2
-  cat "$scratch/nats/log" >&2
-  exit 1
-fi
+nats_start "$scratch/nats"
+cluster+=("$nats_pid")
 declare -A node_url node_pid
 for node in A B C; do
-  "${framecast[@]}" --max-frame-bytes 1000000 --nats "nats://127.0.0.1:$nats_port" \
+  "${framecast[@]}" --max-frame-bytes 1000000 --nats "$nats_url" \
     --nats-node "$node" --bind 127.0.0.1:0 >"$scratch/$node.out" 2>"$scratch/$node.err" &
   cluster+=($!)
   node_pid[$node]=$!
@@ -165,7 +153,7 @@ for node in A B C; do
 done
 line=$(target/release/loadgen run --server framecast --url "${node_url[A]}" \
   --subscribe-url "${node_url[B]}" --server-pid "${node_pid[B]}" --watch "A=${node_pid[A]}" \
-  --nats-monitor "http://127.0.0.1:$monitor_port" --frames "$scratch" --fps 30 \
+  --nats-monitor "$nats_monitor" --frames "$scratch" --fps 30 \
   --subscribers 3 --duration 1 --warmup 1 --sample-every 5 --label smoke --case cluster)
 echo "$line"
 stop_cluster

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -51,23 +50,7 @@ pub(super) struct Taken(Option<(Instant, Vec<NodeStreams>)>);
 impl Cluster {
     /// Until shutdown: answers every census with this node's streams.
     pub(super) async fn answer_census(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
-        let subject = self.census_subject();
-        let mut asked = match self.client.subscribe(subject.clone()).await {
-            Ok(asked) => asked,
-            Err(err) => {
-                tracing::warn!(%subject, %err, "cannot answer the cluster's census");
-                return;
-            }
-        };
-        loop {
-            let ask = tokio::select! {
-                () = shutdown.wait() => return,
-                ask = asked.next() => match ask {
-                    Some(ask) => ask,
-                    None => return,
-                },
-            };
-            let Some(reply) = ask.reply else { continue };
+        self.answer_all(self.census_subject(), shutdown, |_| {
             let answer = NodeStreams {
                 node: self.node.clone(),
                 streams: hub
@@ -80,11 +63,13 @@ impl Cluster {
                     })
                     .collect(),
             };
-            let payload = serde_json::to_vec(&answer).expect("plain struct serializes");
-            if let Err(err) = self.client.publish(reply, payload.into()).await {
-                tracing::debug!(%err, "cannot answer a census");
-            }
-        }
+            Some(
+                serde_json::to_vec(&answer)
+                    .expect("plain struct serializes")
+                    .into(),
+            )
+        })
+        .await;
     }
 
     /// Every node's streams, sorted by node, at most a second old; empty while NATS is
@@ -106,31 +91,11 @@ impl Cluster {
     }
 
     async fn take_census(&self) -> Vec<NodeStreams> {
-        let inbox = self.client.new_inbox();
-        let Ok(mut answers) = self.client.subscribe(inbox.clone()).await else {
-            return Vec::new();
-        };
-        let asked = self
-            .client
-            .publish_with_reply(self.census_subject(), inbox, bytes::Bytes::new())
-            .await;
-        let mut nodes = Vec::new();
-        if asked.is_ok() {
-            let until = Instant::now() + WINDOW;
-            while nodes.len() < MAX_NODES {
-                let answer = tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    answer = answers.next() => match answer {
-                        Some(answer) => answer,
-                        None => break,
-                    },
-                };
-                match serde_json::from_slice::<NodeStreams>(&answer.payload) {
-                    Ok(node) => nodes.push(node),
-                    Err(err) => tracing::debug!(%err, "not a census answer"),
-                }
-            }
-        }
+        let answers = self.ask_all(self.census_subject(), WINDOW, MAX_NODES).await;
+        let mut nodes: Vec<NodeStreams> = answers
+            .iter()
+            .filter_map(|answer| serde_json::from_slice(answer).ok())
+            .collect();
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         nodes
     }

@@ -23,6 +23,7 @@
 //! own and the log is made again if the NATS server lost it.
 
 mod address;
+mod ask;
 mod census;
 mod demand;
 mod follow;

@@ -20,8 +20,6 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::time::Instant;
 
 use super::{Cluster, wire};
 use crate::frame::Frame;
@@ -33,6 +31,8 @@ use crate::stream_name::StreamName;
 /// How long nodes are given to say how far they have numbered a stream the log has no frame
 /// of; paid on a stream's first frame, and after the log lost it.
 const RECALL_WINDOW: Duration = Duration::from_millis(50);
+/// Most answers read: one per node.
+const MAX_ANSWERS: usize = 256;
 /// Appends tried before a frame is numbered locally: more than this many other nodes
 /// appending to one stream in the same instant is not a case worth waiting for.
 const MAX_TRIES: usize = 8;
@@ -145,62 +145,25 @@ impl Cluster {
     /// without its storage) or let go (no frame for [`super::LOG_MAX_AGE`]). Numbering then
     /// goes on above what viewers anywhere have already been shown.
     async fn recall_seq(&self, stream: &StreamName) -> u64 {
-        let inbox = self.client.new_inbox();
-        let Ok(mut answers) = self.client.subscribe(inbox.clone()).await else {
-            return 0;
-        };
         let subject = format!("{}-seq.{stream}", self.prefix);
-        if self
-            .client
-            .publish_with_reply(subject, inbox, Bytes::new())
-            .await
-            .is_err()
-        {
-            return 0;
-        }
-        let mut highest = 0;
-        let until = Instant::now() + RECALL_WINDOW;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => return highest,
-                answer = answers.next() => match answer {
-                    Some(answer) => {
-                        let said = std::str::from_utf8(&answer.payload).ok();
-                        if let Some(seq) = said.and_then(|text| text.parse::<u64>().ok()) {
-                            highest = highest.max(seq);
-                        }
-                    }
-                    None => return highest,
-                },
-            }
-        }
+        let answers = self.ask_all(subject, RECALL_WINDOW, MAX_ANSWERS).await;
+        answers
+            .iter()
+            .filter_map(|answer| std::str::from_utf8(answer).ok()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Until shutdown: tells nodes asking for a stream's highest number what this node has
     /// published of it, if anything.
     pub(super) async fn answer_recalls(self: Arc<Self>, hub: Arc<Hub>, shutdown: Shutdown) {
         let subject = format!("{}-seq.*", self.prefix);
-        let Ok(mut asked) = self.client.subscribe(subject).await else {
-            tracing::warn!("cannot answer other nodes about numbering");
-            return;
-        };
-        loop {
-            let ask = tokio::select! {
-                () = shutdown.wait() => return,
-                ask = asked.next() => match ask {
-                    Some(ask) => ask,
-                    None => return,
-                },
-            };
-            let Some(reply) = ask.reply else { continue };
-            let Some((_, name)) = ask.subject.rsplit_once('.') else {
-                continue;
-            };
-            let seq = hub.find(name).map_or(0, |stream| stream.last_seq());
-            if seq > 0 {
-                let _ = self.client.publish(reply, seq.to_string().into()).await;
-            }
-        }
+        self.answer_all(subject, shutdown, |asked| {
+            let (_, name) = asked.rsplit_once('.')?;
+            let seq = hub.find(name)?.last_seq();
+            (seq > 0).then(|| Bytes::from(seq.to_string()))
+        })
+        .await;
     }
 }
 

@@ -7,35 +7,8 @@ use crate::common::{
     EventReader, PartReader, WAIT, eventually, post_jpeg_to, sample_jpeg, spawn_binary,
 };
 use crate::fake_camera::{FakeCamera, Setup};
-use crate::nats::{Nats, Node, PASSWORD, USER, settle};
-
-/// Pause between uploads: a camera's pace, so that no viewer has reason to skip a frame.
-const PACE: Duration = Duration::from_millis(100);
-
-fn frames(count: u32) -> Vec<Vec<u8>> {
-    (0..count).map(|seed| sample_jpeg(320, 240, seed)).collect()
-}
-
-/// Reads frame events until `last`, checking that numbers only go up and that each carries
-/// the JPEG uploaded as that number; returns every event's data by number.
-async fn read_until(
-    reader: &mut EventReader,
-    sent: &[Vec<u8>],
-    last: u64,
-) -> std::collections::BTreeMap<u64, String> {
-    let mut seen = std::collections::BTreeMap::new();
-    let mut previous = 0;
-    while previous < last {
-        let event = reader.next_frame().await.expect("the stream goes on");
-        let seq = event.json()["seq"].as_u64().unwrap();
-        assert!(seq > previous, "seq {seq} after {previous}");
-        assert_eq!(event.id, Some(seq.to_string()));
-        assert_eq!(event.jpeg(), sent[seq as usize - 1], "frame {seq}");
-        previous = seq;
-        seen.insert(seq, event.data);
-    }
-    seen
-}
+use crate::nats::{Nats, Node, PACE, PASSWORD, USER, frames, read_until, settle};
+use crate::startup::refused;
 
 #[tokio::test]
 async fn frames_pushed_to_one_node_reach_viewers_on_the_others_and_no_one_else() {
@@ -50,9 +23,7 @@ async fn frames_pushed_to_one_node_reach_viewers_on_the_others_and_no_one_else()
     let sent = frames(10);
     let a_before = nats.bytes_sent_to("a").await;
     for (index, jpeg) in sent.iter().enumerate() {
-        let (status, body) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["seq"], index as u64 + 1);
+        assert_eq!(a.push(jpeg).await, index as u64 + 1);
         tokio::time::sleep(PACE).await;
     }
     let seen_on_b = read_until(&mut on_b, &sent, 10).await;
@@ -75,12 +46,7 @@ async fn frames_pushed_to_one_node_reach_viewers_on_the_others_and_no_one_else()
     );
 
     // Each node counts the same in /metrics, which Prometheus's own checker accepts.
-    let metrics = reqwest::get(b.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.text("/metrics").await;
     crate::metrics::promtool_check(&metrics).await;
     let counted = metrics
         .lines()
@@ -101,8 +67,7 @@ async fn a_viewer_joining_anywhere_gets_the_newest_frame_at_once() {
     let c = Node::start(&nats, "c", &[]).await;
     let sent = frames(3);
     for jpeg in &sent {
-        let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200);
+        a.push(jpeg).await;
     }
     settle().await;
 
@@ -117,12 +82,7 @@ async fn a_viewer_joining_anywhere_gets_the_newest_frame_at_once() {
     assert!(waited < Duration::from_millis(500), "took {waited:?}");
 
     // And its status says live, as on the node that took the frames.
-    let streams: serde_json::Value = reqwest::get(c.url("/streams"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let streams = c.json("/streams").await;
     assert_eq!(streams["streams"][0]["state"], "live", "{streams}");
 }
 
@@ -142,9 +102,7 @@ async fn uploads_to_different_nodes_share_one_numbering() {
     let sent = frames(12);
     for (index, jpeg) in sent.iter().enumerate() {
         let node = if index % 2 == 0 { &a } else { &b };
-        let (status, body) = post_jpeg_to(&node.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["seq"], index as u64 + 1, "upload {index}");
+        assert_eq!(node.push(jpeg).await, index as u64 + 1, "upload {index}");
         tokio::time::sleep(PACE).await;
     }
     let mut seen = Vec::new();
@@ -188,18 +146,7 @@ async fn producers_racing_on_two_nodes_never_share_a_number() {
 async fn a_node_refuses_to_start_when_frames_would_not_fit_a_nats_message() {
     let nats = Nats::start("payload", "1MB").await;
     let url = nats.url();
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-            .args(["--bind", "127.0.0.1:0", "--no-test-pattern", "--nats", &url])
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains("max_payload"), "{said}");
+    let said = refused(&["--bind", "127.0.0.1:0", "--nats", &url], "max_payload").await;
     assert!(said.contains("--max-frame-bytes"), "{said}");
 
     // With frames that fit, it starts.
@@ -230,38 +177,24 @@ async fn nodes_log_in_to_nats_with_the_password_in_their_url() {
     let nats = Nats::start("login", "1MB").await;
     let url = |password: &str| format!("nats://{USER}:{password}@{}", nats.address());
     let wrong = url("wrong");
-    let refused = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-            .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
-            .args(["--max-frame-bytes", "1000000", "--nats", &wrong])
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("cannot connect to NATS"), "{said}");
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--max-frame-bytes",
+        "1000000",
+        "--nats",
+    ];
+    let said = refused(&[&args[..], &[&wrong]].concat(), "cannot connect to NATS").await;
     assert!(
         !said.contains("wrong") && !said.contains(PASSWORD),
         "{said}"
     );
     let anonymous = format!("nats://{}", nats.address());
-    let args = [
-        "--no-test-pattern",
-        "--max-frame-bytes",
-        "1000000",
-        "--nats",
-    ];
-    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .arg(&anonymous)
-        .output()
-        .await
-        .unwrap();
-    assert!(!refused.status.success(), "no credentials, no cluster");
+    refused(
+        &[&args[..], &[&anonymous]].concat(),
+        "cannot connect to NATS",
+    )
+    .await;
     // The right password: the node joins and listens.
     let right = url(PASSWORD);
     let mut with_right = args.to_vec();
@@ -273,19 +206,12 @@ async fn nodes_log_in_to_nats_with_the_password_in_their_url() {
 #[tokio::test]
 async fn a_password_in_the_nats_url_never_shows() {
     // Nothing listens on this port: the node names the server and says why, without the secret.
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_framecast"))
-            .args(["--bind", "127.0.0.1:0", "--no-test-pattern"])
-            .args(["--nats", "nats://alice:hunter2@127.0.0.1:9"])
-            .output(),
+    let secret = "nats://alice:hunter2@127.0.0.1:9";
+    let said = refused(
+        &["--bind", "127.0.0.1:0", "--nats", secret],
+        "nats://127.0.0.1:9",
     )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains("nats://127.0.0.1:9"), "{said}");
+    .await;
     assert!(
         !said.contains("hunter2") && !said.contains("alice"),
         "{said}"
@@ -359,12 +285,7 @@ async fn one_node_pulls_a_camera_for_the_cluster_and_another_takes_over_when_it_
         assert_eq!(status, 409, "{body}");
     }
     // Any node's /streams shows the whole cluster: one viewer of the camera on each node.
-    let streams: serde_json::Value = reqwest::get(nodes[0].url("/streams"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let streams = nodes[0].json("/streams").await;
     let census = streams["cluster"]["nodes"].as_array().unwrap();
     let names: Vec<&str> = census
         .iter()
@@ -376,12 +297,7 @@ async fn one_node_pulls_a_camera_for_the_cluster_and_another_takes_over_when_it_
         assert_eq!(node["streams"][0]["subscribers"], 1, "{streams}");
         assert_eq!(node["streams"][0]["state"], "live", "{streams}");
     }
-    let local: serde_json::Value = reqwest::get(nodes[0].url("/streams?local"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let local = nodes[0].json("/streams?local").await;
     assert!(local.get("cluster").is_none(), "{local}");
     assert_eq!(local["node"], "a");
 
@@ -438,17 +354,7 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
     let mut on_b = EventReader::open(&b.url("/events?stream=cam")).await;
     settle().await;
     let sent = frames(6);
-    let push_to = |node: &Node, index: usize| {
-        let url = node.url("/frames?stream=cam");
-        let jpeg = sent[index].clone();
-        async move {
-            let (status, body) = post_jpeg_to(&url, &jpeg).await;
-            assert_eq!(status, 200, "{body}");
-            body["seq"].as_u64().unwrap()
-        }
-    };
-    let push = |index: usize| push_to(&a, index);
-    assert_eq!(push(0).await, 1);
+    assert_eq!(a.push(&sent[0]).await, 1);
     assert_eq!(on_b.next_frame().await.unwrap().jpeg(), sent[0]);
 
     // NATS goes away for five seconds: A still serves its own viewers what is pushed to it.
@@ -469,18 +375,13 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
         told["reason"].as_str().unwrap().contains("cluster"),
         "{told}"
     );
-    let metrics = reqwest::get(a.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.text("/metrics").await;
     assert!(
         metrics.contains("framecast_cluster_connected 0"),
         "{metrics}"
     );
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(stopped.elapsed())).await;
-    let during = push(1).await;
+    let during = a.push(&sent[1]).await;
     assert_eq!(during, 2, "numbered after the last frame A saw");
     let frame = loop {
         let frame = on_a.next_frame().await.unwrap();
@@ -503,7 +404,7 @@ async fn nodes_carry_on_alone_while_nats_is_down_and_rejoin_when_it_is_back() {
     let deadline = Instant::now() + WAIT;
     let mut index = 2;
     while !delivered && Instant::now() < deadline {
-        let seq = push_to(&c, index.min(5)).await;
+        let seq = c.push(&sent[index.min(5)]).await;
         assert!(
             seq > during,
             "seq {seq} after {during}: viewers would wait for more"
@@ -550,8 +451,7 @@ async fn every_output_works_on_a_node_that_did_not_take_the_frames_in() {
     let b = Node::start(&nats, "b", &[]).await;
     let sent = frames(2);
     for jpeg in &sent {
-        let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200);
+        a.push(jpeg).await;
     }
 
     // A snapshot on B, which has never heard of the stream: the newest frame, as sent.
@@ -640,8 +540,7 @@ async fn viewers_coming_and_going_do_not_pile_up_consumers_in_nats() {
     let nats = Nats::start("churn", "1MB").await;
     let a = Node::start(&nats, "a", &[]).await;
     let b = Node::start(&nats, "b", &[]).await;
-    let (status, _) = post_jpeg_to(&a.url("/frames?stream=cam"), &sample_jpeg(64, 48, 1)).await;
-    assert_eq!(status, 200);
+    a.push(&sample_jpeg(64, 48, 1)).await;
     // Twenty viewers on B, one after the other, each gone as soon as it has its picture: B
     // keeps following the stream a moment after each leaves, so one consumer serves them all.
     for _ in 0..20 {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::common::{EventReader, WAIT, post_jpeg_to, sample_jpeg};
-use crate::nats::{Nats, Node, settle};
+use crate::common::{EventReader, WAIT};
+use crate::nats::{Nats, Node, frames, settle, subscribers_on_each_node, upload_in_turn};
 
 /// Where Debian's `haproxy` package puts the binary.
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -111,19 +111,8 @@ async fn a_cluster_behind_haproxy_spreads_viewers_and_numbers_uploads_once() {
         viewers.push(EventReader::open(&haproxy.url("/events?stream=cam")).await);
     }
     settle().await;
-    let streams: serde_json::Value = reqwest::get(a.url("/streams"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let on_each: Vec<u64> = streams["cluster"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|node| node["streams"][0]["subscribers"].as_u64().unwrap_or(0))
-        .collect();
-    assert_eq!(on_each.iter().sum::<u64>(), 12, "{streams}");
+    let on_each = subscribers_on_each_node(&a).await;
+    assert_eq!(on_each.iter().sum::<u64>(), 12, "{on_each:?}");
     assert!(on_each.iter().all(|&count| count >= 4), "{on_each:?}");
 
     // The client is the address HAProxy saw, whatever X-Forwarded-For it sends: more streams
@@ -148,21 +137,5 @@ async fn a_cluster_behind_haproxy_spreads_viewers_and_numbers_uploads_once() {
     drop(held);
 
     // Uploads through HAProxy get one numbering, and every viewer sees every frame.
-    let sent: Vec<Vec<u8>> = (0..6).map(|seed| sample_jpeg(160, 120, seed)).collect();
-    for (index, jpeg) in sent.iter().enumerate() {
-        let (status, body) = post_jpeg_to(&haproxy.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["seq"], index as u64 + 1);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for viewer in &mut viewers {
-        let mut last = 0;
-        while last < 6 {
-            let frame = viewer.next_frame().await.unwrap();
-            let seq = frame.json()["seq"].as_u64().unwrap();
-            assert!(seq > last);
-            assert_eq!(frame.jpeg(), sent[seq as usize - 1]);
-            last = seq;
-        }
-    }
+    upload_in_turn(&haproxy.url("/frames?stream=cam"), &frames(6), &mut viewers).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
-use crate::common::{WAIT, spawn_binary};
+use crate::common::{EventReader, WAIT, post_jpeg_to, sample_jpeg, spawn_binary};
 
 /// Where Debian installs the server (not on every user's PATH).
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -214,6 +214,87 @@ impl Node {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
+
+    /// Uploads `jpeg` to stream `cam`; its number.
+    pub async fn push(&self, jpeg: &[u8]) -> u64 {
+        let (status, body) = post_jpeg_to(&self.url("/frames?stream=cam"), jpeg).await;
+        assert_eq!(status, 200, "{body}");
+        body["seq"].as_u64().unwrap()
+    }
+
+    /// `GET path` as JSON.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` as text.
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Pause between uploads: a camera's pace, so that no viewer has reason to skip a frame.
+pub const PACE: Duration = Duration::from_millis(100);
+
+/// `count` different 320x240 JPEGs.
+pub fn frames(count: u32) -> Vec<Vec<u8>> {
+    (0..count).map(|seed| sample_jpeg(320, 240, seed)).collect()
+}
+
+/// Reads frame events until `last`, checking that numbers only go up and that each carries
+/// the JPEG uploaded as that number; returns every event's data by number.
+pub async fn read_until(
+    reader: &mut EventReader,
+    sent: &[Vec<u8>],
+    last: u64,
+) -> std::collections::BTreeMap<u64, String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut previous = 0;
+    while previous < last {
+        let event = reader.next_frame().await.expect("the stream goes on");
+        let seq = event.json()["seq"].as_u64().unwrap();
+        assert!(seq > previous, "seq {seq} after {previous}");
+        assert_eq!(event.id, Some(seq.to_string()));
+        assert_eq!(event.jpeg(), sent[seq as usize - 1], "frame {seq}");
+        previous = seq;
+        seen.insert(seq, event.data);
+    }
+    seen
+}
+
+/// Uploads `sent` to `url` at [`PACE`], checking that they are numbered 1, 2, 3…, then reads
+/// every viewer until the last, checking each frame is the one uploaded under its number.
+pub async fn upload_in_turn(url: &str, sent: &[Vec<u8>], viewers: &mut [EventReader]) {
+    for (index, jpeg) in sent.iter().enumerate() {
+        let (status, body) = post_jpeg_to(url, jpeg).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["seq"], index as u64 + 1, "upload {index}");
+        tokio::time::sleep(PACE).await;
+    }
+    for viewer in viewers {
+        read_until(viewer, sent, sent.len() as u64).await;
+    }
+}
+
+/// Subscribers of the one stream on each node, from `node`'s `/streams` census.
+pub async fn subscribers_on_each_node(node: &Node) -> Vec<u64> {
+    let streams = node.json("/streams").await;
+    streams["cluster"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no census: {streams}"))
+        .iter()
+        .map(|node| node["streams"][0]["subscribers"].as_u64().unwrap_or(0))
+        .collect()
 }
 
 /// A short pause that lets messages already sent arrive.

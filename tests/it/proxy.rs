@@ -19,7 +19,7 @@ use crate::common::{
     self, EventReader, PartReader, WAIT, eventually, ffmpeg_test_source, multipart_part,
     post_jpeg_to, sample_jpeg, spawn_binary,
 };
-use crate::nats::{Nats, Node, settle};
+use crate::nats::{Nats, Node, frames, settle, subscribers_on_each_node, upload_in_turn};
 
 /// Where Debian's `nginx` package puts the binary (not on a normal user's PATH).
 const NGINX: &str = "/usr/sbin/nginx";
@@ -809,38 +809,11 @@ async fn a_cluster_behind_nginx_spreads_viewers_and_numbers_uploads_once() {
     }
     settle().await;
     // least_conn shares the streams out between the nodes.
-    let streams: serde_json::Value = reqwest::get(a.url("/streams"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let on_each: Vec<u64> = streams["cluster"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|node| node["streams"][0]["subscribers"].as_u64().unwrap_or(0))
-        .collect();
-    assert_eq!(on_each.iter().sum::<u64>(), 12, "{streams}");
+    let on_each = subscribers_on_each_node(&a).await;
+    assert_eq!(on_each.iter().sum::<u64>(), 12, "{on_each:?}");
     assert!(on_each.iter().all(|&count| count >= 4), "{on_each:?}");
 
     // Uploads through nginx, wherever they land, get one numbering; every viewer, on either
     // node, sees the same frames under the same numbers.
-    let sent: Vec<Vec<u8>> = (0..6).map(|seed| sample_jpeg(160, 120, seed)).collect();
-    for (index, jpeg) in sent.iter().enumerate() {
-        let (status, body) = post_jpeg_to(&nginx.url("/frames?stream=cam"), jpeg).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["seq"], index as u64 + 1);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for viewer in &mut viewers {
-        let mut last = 0;
-        while last < 6 {
-            let frame = viewer.next_frame().await.unwrap();
-            let seq = frame.json()["seq"].as_u64().unwrap();
-            assert!(seq > last);
-            assert_eq!(frame.jpeg(), sent[seq as usize - 1]);
-            last = seq;
-        }
-    }
+    upload_in_turn(&nginx.url("/frames?stream=cam"), &frames(6), &mut viewers).await;
 }

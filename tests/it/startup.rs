@@ -36,7 +36,7 @@ async fn run_to_exit(args: &[&str]) -> Ended {
 }
 
 /// Expects `args` to be refused at startup with a message containing `says`.
-async fn refused(args: &[&str], says: &str) -> String {
+pub async fn refused(args: &[&str], says: &str) -> String {
     let ended = run_to_exit(args).await;
     assert!(!ended.success, "{args:?} should fail");
     assert!(
