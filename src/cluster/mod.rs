@@ -18,6 +18,12 @@
 //! encodes what it receives once for its own viewers, exactly as a local frame
 //! (`follow.rs`).
 //!
+//! **One node runs each source.** A source (a camera, a replay, the test pattern) runs on the
+//! node holding its lease in a JetStream key-value bucket; another takes over when it dies or
+//! stops (`lease.rs`). Nodes tell each other how many viewers want each source, so that a
+//! camera is pulled while anyone anywhere watches (`demand.rs`), and answer `/streams`'
+//! census (`census.rs`, over `ask.rs`).
+//!
 //! **NATS trouble is local trouble only.** While NATS is unreachable, a node numbers its own
 //! producers' frames itself and serves them to its own viewers; the client reconnects on its
 //! own and the log is made again if the NATS server lost it.
@@ -32,7 +38,7 @@ mod sequence;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +61,8 @@ pub const HEADER_ROOM: usize = 512;
 pub const LOG_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Longest wait for NATS to confirm a frame was appended before the node numbers it alone.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// After an append failed, how long frames are numbered here before appending is tried again.
+const RETRY_APPEND_AFTER: Duration = Duration::from_secs(1);
 /// Time allowed to reach NATS at start; after that, the node reconnects on its own.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages one subscription holds before the NATS client drops what does not fit. A follower
@@ -105,8 +113,9 @@ pub struct Cluster {
     node: String,
     /// The frame log's settings, to make it again if NATS lost it.
     log_config: jetstream::stream::Config,
-    /// Whether the last append failed, so that a failure is logged once, not per frame.
-    failing: AtomicBool,
+    /// When appending last failed, if it has not worked since: a failure is logged once, and
+    /// for [`RETRY_APPEND_AFTER`] frames are numbered here without waiting on NATS.
+    failing: Mutex<Option<tokio::time::Instant>>,
     /// How long a source's lease lasts without renewal.
     lease: Duration,
     /// Whether the NATS connection is up, as its events tell.
@@ -176,7 +185,7 @@ impl Cluster {
             prefix,
             node,
             log_config,
-            failing: AtomicBool::new(false),
+            failing: Mutex::new(None),
             lease: config.nats_lease,
             connected,
             running: Mutex::default(),
@@ -294,16 +303,32 @@ fn note_event(event: &async_nats::Event, connected: &watch::Sender<bool>) {
 }
 
 impl Cluster {
+    /// Whether frames may be appended now: NATS is connected, and appending has not failed
+    /// within [`RETRY_APPEND_AFTER`] (a NATS that takes connections but not appends would
+    /// otherwise hold every frame for [`APPEND_TIMEOUT`]).
+    fn may_append(&self) -> bool {
+        let failed = *self.failing.lock().expect("failing lock poisoned");
+        self.is_connected() && failed.is_none_or(|at| at.elapsed() >= RETRY_APPEND_AFTER)
+    }
+
     /// Notes that appending failed, logging it the first time.
     fn append_failed(&self, reason: &str) {
-        if !self.failing.swap(true, Ordering::Relaxed) {
+        let mut failing = self.failing.lock().expect("failing lock poisoned");
+        if failing.is_none() {
             tracing::warn!(%reason, "cannot append frames to the cluster log; numbering them here");
         }
+        *failing = Some(tokio::time::Instant::now());
     }
 
     /// Notes that appending works, logging it if it had failed.
     fn append_works(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
+        if self
+            .failing
+            .lock()
+            .expect("failing lock poisoned")
+            .take()
+            .is_some()
+        {
             tracing::info!("appending frames to the cluster log again");
         }
     }

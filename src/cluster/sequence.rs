@@ -50,7 +50,7 @@ impl Cluster {
     pub async fn publish(&self, stream: &Arc<Stream>, frame: Frame) -> Arc<EncodedFrame> {
         let mut turn = stream.cluster_turn().lock().await;
         for _ in 0..MAX_TRIES {
-            if !self.is_connected() {
+            if !self.may_append() {
                 break;
             }
             let end = match *turn {
