@@ -100,6 +100,16 @@ impl Cluster {
         nodes
     }
 
+    /// Whether another node answers the census under this node's name (asked before this node
+    /// answers any).
+    pub(super) async fn name_taken(&self) -> bool {
+        let answers = self.ask_all(self.census_subject(), WINDOW, MAX_NODES).await;
+        answers
+            .iter()
+            .filter_map(|answer| serde_json::from_slice::<NodeStreams>(answer).ok())
+            .any(|answer| answer.node == self.node)
+    }
+
     fn census_subject(&self) -> String {
         format!("{}-census", self.prefix)
     }

@@ -21,6 +21,7 @@ use crate::shutdown::Shutdown;
 /// One node's viewers of one stream.
 #[derive(Debug, Serialize, Deserialize)]
 struct Announcement {
+    /// The announcing process ([`Cluster::instance`](super::Cluster)).
     node: String,
     viewers: usize,
 }
@@ -75,7 +76,7 @@ impl Cluster {
                 message = heard.next() => {
                     let Some(message) = message else { return };
                     match serde_json::from_slice::<Announcement>(&message.payload) {
-                        Ok(said) if said.node == self.node => {}
+                        Ok(said) if said.node == self.instance => {}
                         Ok(said) if said.viewers == 0 => {
                             others.remove(&said.node);
                         }
@@ -93,7 +94,7 @@ impl Cluster {
 
     async fn announce(&self, subject: &str, viewers: usize) {
         let said = Announcement {
-            node: self.node.clone(),
+            node: self.instance.clone(),
             viewers,
         };
         let payload = serde_json::to_vec(&said).expect("plain struct serializes");

@@ -245,7 +245,8 @@ impl Cluster {
             .map_err(|err| err.to_string())
     }
 
+    /// What a lease held by this process holds.
     fn node_bytes(&self) -> Bytes {
-        Bytes::from(self.node.clone())
+        Bytes::from(self.instance.clone())
     }
 }

@@ -97,6 +97,12 @@ pub enum ClusterError {
         /// The largest `--max-frame-bytes` that fits.
         fits: usize,
     },
+    /// Another node already uses this node's name.
+    #[error(
+        "another node of the cluster is already called {0:?}: give each node its own \
+         --nats-node (or leave it out for a random one)"
+    )]
+    NameTaken(String),
     /// The NATS server has no JetStream, or refused to make the log.
     #[error("cannot set up the frame log in NATS JetStream (is nats-server run with -js?): {0}")]
     JetStream(String),
@@ -111,6 +117,9 @@ pub struct Cluster {
     prefix: String,
     /// This node's name, as other nodes and `/streams` see it.
     node: String,
+    /// This process among the nodes: its name and a random suffix, so that leases and viewer
+    /// counts can never be mistaken for another process's, even one given the same name.
+    instance: String,
     /// The frame log's settings, to make it again if NATS lost it.
     log_config: jetstream::stream::Config,
     /// When appending last failed, if it has not worked since: a failure is logged once, and
@@ -179,11 +188,13 @@ impl Cluster {
             allow_direct: true,
             ..Default::default()
         };
+        let instance = format!("{node}~{:08x}", fastrand::u32(..));
         let cluster = Cluster {
             client,
             jetstream,
             prefix,
             node,
+            instance,
             log_config,
             failing: Mutex::new(None),
             lease: config.nats_lease,
@@ -196,6 +207,9 @@ impl Cluster {
             .ensure_log()
             .await
             .map_err(|err| ClusterError::JetStream(err.to_string()))?;
+        if cluster.name_taken().await {
+            return Err(ClusterError::NameTaken(cluster.node));
+        }
         tracing::info!(servers = %servers, node = %cluster.node, max_payload, "joined the cluster");
         Ok(cluster)
     }

@@ -556,3 +556,19 @@ async fn viewers_coming_and_going_do_not_pile_up_consumers_in_nats() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_nodes_cannot_share_a_name() {
+    let nats = Nats::start("names", "1MB").await;
+    let _a = Node::start(&nats, "a", &[]).await;
+    let url = nats.url();
+    let args = ["--bind", "127.0.0.1:0", "--max-frame-bytes", "1000000"];
+    let said = refused(
+        &[&args[..], &["--nats", &url, "--nats-node", "a"]].concat(),
+        "already called \"a\"",
+    )
+    .await;
+    assert!(!said.contains(PASSWORD), "{said}");
+    // Another name joins.
+    let _b = Node::start(&nats, "b", &[]).await;
+}
