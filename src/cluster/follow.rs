@@ -86,7 +86,12 @@ impl Follower {
                 Ok(Followed::Unwatched) => {}
                 Ok(Followed::Removed) => return,
                 Err(reason) => {
-                    tracing::warn!(stream = %self.name, %reason, "cannot follow the stream in the cluster");
+                    // While NATS is away, the connection's own warning has said it all.
+                    if self.cluster.is_connected() {
+                        tracing::warn!(stream = %self.name, %reason, "cannot follow the stream in the cluster");
+                    } else {
+                        tracing::debug!(stream = %self.name, %reason, "cannot follow the stream in the cluster");
+                    }
                     tokio::select! {
                         () = shutdown.wait() => return,
                         () = tokio::time::sleep(RETRY_PAUSE) => {}

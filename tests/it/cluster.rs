@@ -572,3 +572,25 @@ async fn two_nodes_cannot_share_a_name() {
     // Another name joins.
     let _b = Node::start(&nats, "b", &[]).await;
 }
+
+#[tokio::test]
+async fn asking_streams_often_asks_the_cluster_at_most_once_a_second() {
+    let nats = Nats::start("census", "1MB").await;
+    let a = Node::start(&nats, "a", &[]).await;
+    let _b = Node::start(&nats, "b", &[]).await;
+    settle().await;
+    let before = nats.messages_from("a").await;
+    // A hundred /streams at once, then a hundred more: two censuses at most.
+    for _ in 0..2 {
+        let asks = (0..100).map(|_| a.json("/streams"));
+        for streams in futures_util::future::join_all(asks).await {
+            assert_eq!(
+                streams["cluster"]["nodes"].as_array().unwrap().len(),
+                2,
+                "{streams}"
+            );
+        }
+    }
+    let sent = nats.messages_from("a").await - before;
+    assert!(sent <= 4, "A sent NATS {sent} messages for 200 /streams");
+}

@@ -72,8 +72,18 @@ impl Nats {
         self.run().await;
     }
 
+    /// Messages the framecast node called `node` has sent the server (from `/connz`).
+    pub async fn messages_from(&self, node: &str) -> u64 {
+        self.connection(node).await["in_msgs"].as_u64().unwrap()
+    }
+
     /// Bytes the server has sent to the framecast node called `node` (from `/connz`).
     pub async fn bytes_sent_to(&self, node: &str) -> u64 {
+        self.connection(node).await["out_bytes"].as_u64().unwrap()
+    }
+
+    /// The `/connz` entry of the framecast node called `node`.
+    async fn connection(&self, node: &str) -> serde_json::Value {
         let connz: serde_json::Value =
             reqwest::get(format!("http://127.0.0.1:{}/connz", self.monitor))
                 .await
@@ -87,9 +97,8 @@ impl Nats {
             .unwrap()
             .iter()
             .find(|connection| connection["name"] == name.as_str())
-            .unwrap_or_else(|| panic!("no NATS connection named {name:?}: {connz}"))["out_bytes"]
-            .as_u64()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no NATS connection named {name:?}: {connz}"))
+            .clone()
     }
 
     /// JetStream consumers the server holds now (from `/jsz`).
