@@ -41,6 +41,18 @@ pub struct NodeStream {
     pub state: State,
     /// Its subscribers there.
     pub subscribers: usize,
+    /// Whether its source runs there (this node holds the source's lease).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runs_source: bool,
+}
+
+impl NodeStreams {
+    /// Whether the source of the stream called `name` runs on this node.
+    pub fn runs(&self, name: &str) -> bool {
+        self.streams
+            .iter()
+            .any(|stream| stream.name == name && stream.runs_source)
+    }
 }
 
 /// The last census taken, and when.
@@ -57,6 +69,7 @@ impl Cluster {
                     .summary()
                     .into_iter()
                     .map(|stream| NodeStream {
+                        runs_source: self.runs(&stream.name),
                         name: stream.name,
                         state: stream.state,
                         subscribers: stream.subscribers,

@@ -35,10 +35,29 @@ pub async fn get_streams(
             json!({ "streams": streams, "viewers": state.viewers.get() }),
         ));
     };
+    let local = query
+        .local
+        .is_some_and(|value| !matches!(value.as_str(), "0" | "false"));
+    let mut nodes = if local {
+        Vec::new()
+    } else {
+        cluster.census().await
+    };
+    for node in &mut nodes {
+        node.streams.retain(|stream| reader.may_watch(&stream.name));
+    }
+    // The node running each source: as the census says, or as this node last heard.
+    let owner = |name: &str| {
+        nodes
+            .iter()
+            .find(|node| node.runs(name))
+            .map(|node| node.node.clone())
+            .or_else(|| cluster.owner(name))
+    };
     let streams: Vec<Value> = streams
         .into_iter()
         .map(|stream| {
-            let owner = cluster.owner(&stream.name);
+            let owner = owner(&stream.name);
             let mut entry = serde_json::to_value(stream).expect("plain struct serializes");
             if let Some(owner) = owner {
                 entry["owner"] = owner.into();
@@ -51,14 +70,7 @@ pub async fn get_streams(
         "streams": streams,
         "viewers": state.viewers.get(),
     });
-    let local = query
-        .local
-        .is_some_and(|value| !matches!(value.as_str(), "0" | "false"));
     if !local {
-        let mut nodes = cluster.census().await;
-        for node in &mut nodes {
-            node.streams.retain(|stream| reader.may_watch(&stream.name));
-        }
         answer["cluster"] = json!({ "connected": cluster.is_connected(), "nodes": nodes });
     }
     Ok(Json(answer))
